@@ -1,0 +1,171 @@
+// Package api is Parcours' HTTP API, built on Echo: the route table, the
+// handlers, authentication by API key, and the one error handler that answers
+// every failure as application/problem+json.
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	"github.com/prometheus/client_golang/prometheus"
+	"go.temporal.io/sdk/client"
+
+	"github.com/parcours/parcours/pkg/workspace"
+)
+
+// Deps is what the API needs from the process that runs it.
+type Deps struct {
+	Pool       *pgxpool.Pool
+	Workspaces *workspace.Store
+	Temporal   client.Client
+	// TaskQueue the worker polls.
+	TaskQueue string
+	// Namespace journeys run in, for Temporal UI links.
+	Namespace string
+	// TemporalUIURL is the Web UI base URL for links to runs; "" omits links.
+	TemporalUIURL string
+	Logger        *slog.Logger
+	// BodyLimit caps request bodies, in Echo's syntax (e.g. "1M"). Default 1M.
+	BodyLimit string
+	// RequestTimeout is each request's deadline. Default 30s.
+	RequestTimeout time.Duration
+	// Version is reported by /healthz.
+	Version string
+}
+
+// Server is the HTTP API.
+type Server struct {
+	Deps
+	echo    *echo.Echo
+	logger  *slog.Logger
+	keys    *keyCache
+	metrics *httpMetrics
+	// Registry holds the process's Prometheus metrics, served at /metrics.
+	Registry *prometheus.Registry
+}
+
+// New builds the API with its middleware and route table.
+func New(d Deps) *Server {
+	if d.BodyLimit == "" {
+		d.BodyLimit = "1M"
+	}
+	if d.RequestTimeout == 0 {
+		d.RequestTimeout = 30 * time.Second
+	}
+	if d.Logger == nil {
+		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	reg := prometheus.NewRegistry()
+	s := &Server{
+		Deps:     d,
+		echo:     echo.New(),
+		logger:   d.Logger,
+		keys:     newKeyCache(d.Workspaces, 30*time.Second),
+		metrics:  newHTTPMetrics(reg),
+		Registry: reg,
+	}
+	e := s.echo
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.errorHandler
+	e.Use(
+		middleware.RequestID(),
+		s.metrics.middleware,
+		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
+			LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true,
+			HandleError: true,
+			LogValuesFunc: func(c echo.Context, v middleware.RequestLoggerValues) error {
+				level := slog.LevelInfo
+				if v.Status >= 500 {
+					level = slog.LevelError
+				}
+				// The path only, never the query string: it may carry identifiers.
+				s.logger.LogAttrs(c.Request().Context(), level, "request",
+					slog.String("method", v.Method), slog.String("path", v.URIPath),
+					slog.Int("status", v.Status), slog.Duration("latency", v.Latency),
+					slog.String("request_id", v.RequestID))
+				return nil
+			},
+		}),
+		middleware.RecoverWithConfig(middleware.RecoverConfig{
+			LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+				s.logger.Error("handler panicked", "err", err, "path", c.Path(), "stack", string(stack))
+				return err
+			},
+		}),
+		middleware.BodyLimit(d.BodyLimit),
+		middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: d.RequestTimeout}),
+	)
+	for _, r := range s.routes() {
+		h := r.handler
+		if r.scope != "" {
+			h = s.requireScope(r.scope)(h)
+		}
+		e.Add(r.method, r.path, h)
+	}
+	return s
+}
+
+// Handler returns the http.Handler to serve.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Echo exposes the router, for route listing in tests and tools.
+func (s *Server) Echo() *echo.Echo { return s.echo }
+
+// decodeJSON reads a JSON body into dst, rejecting unknown fields so that a
+// misspelt field is reported instead of silently ignored.
+func decodeJSON(c echo.Context, dst any) error {
+	ct := c.Request().Header.Get(echo.HeaderContentType)
+	if ct != "" && !strings.HasPrefix(ct, echo.MIMEApplicationJSON) {
+		return problem(http.StatusUnsupportedMediaType, "Send the body as JSON with Content-Type: application/json.")
+	}
+	dec := json.NewDecoder(c.Request().Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(dst); err != nil {
+		var (
+			typeErr   *json.UnmarshalTypeError
+			syntaxErr *json.SyntaxError
+			maxErr    *http.MaxBytesError
+		)
+		switch {
+		case errors.As(err, &maxErr):
+			return problem(http.StatusRequestEntityTooLarge, "The request body is larger than this server accepts.")
+		case errors.As(err, &typeErr):
+			return invalid("A field has the wrong type.", FieldError{Field: typeErr.Field, Reason: fmt.Sprintf("must be a %s, not a %s", jsonKind(typeErr.Type.Kind().String()), typeErr.Value)})
+		case errors.As(err, &syntaxErr):
+			return problem(http.StatusBadRequest, fmt.Sprintf("The body is not valid JSON (at byte %d): %v.", syntaxErr.Offset, syntaxErr))
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return problem(http.StatusBadRequest, "The body is not valid JSON: it ends before the JSON value is complete.")
+		case errors.Is(err, io.EOF):
+			return problem(http.StatusBadRequest, "The request body is empty; send a JSON object.")
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			field := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
+			return invalid("The body has a field this endpoint does not know.", FieldError{Field: field, Reason: "unknown field (check its spelling)"})
+		}
+		return problem(http.StatusBadRequest, "The body could not be read as JSON: "+err.Error())
+	}
+	return nil
+}
+
+func jsonKind(goKind string) string {
+	switch goKind {
+	case "string":
+		return "string"
+	case "bool":
+		return "boolean"
+	case "slice", "array":
+		return "list"
+	case "map", "struct":
+		return "object"
+	default:
+		return "number"
+	}
+}

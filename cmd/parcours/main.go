@@ -1,0 +1,139 @@
+// Command parcours runs the Parcours platform.
+//
+//	parcours dev       everything in one process: Temporal + UI, worker, API (the default for one machine)
+//	parcours api       the HTTP API only, against an existing Temporal cluster
+//	parcours worker    the Temporal worker only
+//	parcours migrate   up | down | status of the database schema
+//	parcours version   print the version
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+	sdklog "go.temporal.io/sdk/log"
+
+	"github.com/parcours/parcours/pkg/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+const usage = `Parcours: customer data platform and journey orchestration.
+
+Usage: parcours <command> [flags]
+
+Commands:
+  dev       run everything in one process: Temporal server and Web UI, worker, API
+  api       run the HTTP API (needs TEMPORAL_ADDRESS and DATABASE_URL)
+  worker    run the Temporal worker (needs TEMPORAL_ADDRESS and DATABASE_URL)
+  migrate   up | down | status: manage the database schema
+  version   print the version
+
+Configuration comes from environment variables; see README.md.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr, os.Getenv)
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "parcours:", err)
+		os.Exit(1)
+	}
+}
+
+// errUsage asks main to print the usage.
+var errUsage = errors.New("unknown command; run `parcours help`")
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return err
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, cfg, args[1:], stdout, stderr)
+	case "api":
+		return runAPI(ctx, cfg, args[1:], stderr)
+	case "worker":
+		return runWorker(ctx, cfg, args[1:], stderr)
+	case "migrate":
+		return runMigrate(ctx, cfg, args[1:], stdout)
+	case "version", "--version":
+		fmt.Fprintln(stdout, "parcours", version)
+		return nil
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
+	pool, err := pgxpool.New(ctx, databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open database pool: %w", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := pool.Ping(pctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	return pool, nil
+}
+
+func dialTemporal(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+	// The SDK is chatty at info level; its warnings and errors still reach the log.
+	sdkLogger := slog.New(&minLevel{Handler: logger.Handler(), min: slog.LevelWarn})
+	c, err := client.DialContext(ctx, client.Options{
+		HostPort:  address,
+		Namespace: namespace,
+		Logger:    sdklog.NewStructuredLogger(sdkLogger),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", address, err)
+	}
+	return c, nil
+}
+
+// minLevel raises a handler's threshold.
+type minLevel struct {
+	slog.Handler
+	min slog.Level
+}
+
+func (h *minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= h.min && h.Handler.Enabled(ctx, l)
+}
+
+func (h *minLevel) WithAttrs(as []slog.Attr) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithAttrs(as), min: h.min}
+}
+
+func (h *minLevel) WithGroup(name string) slog.Handler {
+	return &minLevel{Handler: h.Handler.WithGroup(name), min: h.min}
+}

@@ -1,0 +1,163 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"go.temporal.io/sdk/client"
+
+	"github.com/parcours/parcours/activities"
+	"github.com/parcours/parcours/api"
+	"github.com/parcours/parcours/pkg/config"
+	"github.com/parcours/parcours/pkg/workspace"
+	"github.com/parcours/parcours/worker"
+)
+
+// shutdownGrace bounds how long in-flight requests get to finish on Ctrl-C.
+const shutdownGrace = 10 * time.Second
+
+// apiServer is a listening API.
+type apiServer struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan error
+}
+
+// startAPI listens on cfg.HTTPAddr (failing at once if it is taken) and
+// serves the API in the background.
+func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL string, logger *slog.Logger) (*apiServer, error) {
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (PARCOURS_HTTP_ADDR): %w", cfg.HTTPAddr, err)
+	}
+	a := api.New(api.Deps{
+		Pool:           pool,
+		Workspaces:     workspace.NewStore(pool),
+		Temporal:       tc,
+		TaskQueue:      cfg.TaskQueue,
+		Namespace:      cfg.TemporalNamespace,
+		TemporalUIURL:  uiURL,
+		Logger:         logger,
+		BodyLimit:      cfg.BodyLimit,
+		RequestTimeout: cfg.RequestTimeout,
+		Version:        version,
+	})
+	s := &apiServer{
+		srv: &http.Server{
+			Handler:           a.Handler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+		ln:   ln,
+		done: make(chan error, 1),
+	}
+	go func() {
+		err := s.srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		s.done <- err
+	}()
+	return s, nil
+}
+
+// URL is the API's base URL as a person on this machine would type it.
+func (s *apiServer) URL() string {
+	addr := s.ln.Addr().(*net.TCPAddr)
+	host := "localhost"
+	if !addr.IP.IsUnspecified() && !addr.IP.IsLoopback() {
+		host = addr.IP.String()
+	}
+	return fmt.Sprintf("http://%s", net.JoinHostPort(host, fmt.Sprint(addr.Port)))
+}
+
+// Shutdown stops accepting requests and waits for in-flight ones.
+func (s *apiServer) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	return s.srv.Shutdown(ctx)
+}
+
+func runAPI(ctx context.Context, cfg config.Config, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.HTTPAddr, "http-addr", cfg.HTTPAddr, "listen address (PARCOURS_HTTP_ADDR)")
+	fs.StringVar(&cfg.TemporalAddress, "temporal-address", cfg.TemporalAddress, "Temporal frontend host:port (TEMPORAL_ADDRESS)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+	pool, tc, err := connect(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	defer tc.Close()
+	s, err := startAPI(cfg, pool, tc, cfg.TemporalUIURL, logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("API listening", "url", s.URL())
+	select {
+	case <-ctx.Done():
+	case err := <-s.done:
+		return err
+	}
+	logger.Info("shutting down API")
+	return s.Shutdown()
+}
+
+func runWorker(ctx context.Context, cfg config.Config, args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.TemporalAddress, "temporal-address", cfg.TemporalAddress, "Temporal frontend host:port (TEMPORAL_ADDRESS)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := newLogger(cfg, stderr)
+	pool, tc, err := connect(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	defer tc.Close()
+	if err := worker.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, logger); err != nil {
+		return err
+	}
+	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace)
+	<-ctx.Done()
+	logger.Info("draining worker")
+	w.Stop()
+	return nil
+}
+
+// connect opens the database pool and the Temporal client of a standalone
+// api or worker process. Migrations are not applied here: run
+// `parcours migrate up` (a one-shot job in production) first.
+func connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*pgxpool.Pool, client.Client, error) {
+	if cfg.TemporalAddress == "" {
+		cfg.TemporalAddress = "localhost:7233"
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return pool, tc, nil
+}

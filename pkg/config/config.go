@@ -1,0 +1,106 @@
+// Package config loads Parcours settings from environment variables.
+//
+// Every setting has a documented default so that `parcours dev` runs on a
+// fresh machine with no configuration at all. Config is loaded in main only and
+// passed down explicitly; no other package reads the environment.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Var documents one environment variable: its name, default and meaning.
+// Vars is the single source for the README's configuration table (a test
+// checks that the README lists every one of them).
+type Var struct {
+	Name    string
+	Default string
+	Doc     string
+}
+
+// Vars lists every environment variable Parcours reads.
+var Vars = []Var{
+	{"DATABASE_URL", "postgres://localhost:5432/parcours", "PostgreSQL connection URL. `parcours dev` creates the database if it is missing."},
+	{"PARCOURS_HTTP_ADDR", ":8080", "Listen address of the HTTP API and console."},
+	{"PARCOURS_DATA_DIR", ".parcours", "Where `parcours dev` keeps local state: Temporal's SQLite file, the first-start credentials, a private PostgreSQL cluster if one was needed."},
+	{"TEMPORAL_ADDRESS", "(dev: embedded server; api/worker: localhost:7233)", "host:port of an existing Temporal frontend. Unset in `parcours dev` starts an embedded Temporal server."},
+	{"TEMPORAL_NAMESPACE", "default", "Temporal namespace that journeys run in."},
+	{"PARCOURS_TEMPORAL_PORT", "7233", "gRPC port of the embedded Temporal server (`parcours dev` only)."},
+	{"PARCOURS_TEMPORAL_UI_PORT", "8233", "Port of the embedded Temporal Web UI (`parcours dev` only); 0 disables it."},
+	{"PARCOURS_TEMPORAL_UI_URL", "(dev: http://localhost:8233)", "Public URL of the Temporal Web UI, used to link runs from the API and console."},
+	{"PARCOURS_TASK_QUEUE", "parcours", "Temporal task queue shared by the API (which starts workflows) and the worker."},
+	{"PARCOURS_BODY_LIMIT", "1M", "Largest request body the API accepts (Echo size syntax: 512K, 1M, ...)."},
+	{"PARCOURS_REQUEST_TIMEOUT", "30s", "Deadline of one API request."},
+	{"LOG_LEVEL", "info", "debug, info, warn or error."},
+	{"LOG_FORMAT", "text", "text or json."},
+}
+
+// Config is the loaded, validated configuration.
+type Config struct {
+	DatabaseURL       string
+	HTTPAddr          string
+	DataDir           string
+	TemporalAddress   string // empty: embedded server in dev, localhost:7233 elsewhere
+	TemporalNamespace string
+	TemporalPort      int
+	TemporalUIPort    int
+	TemporalUIURL     string
+	TaskQueue         string
+	BodyLimit         string
+	RequestTimeout    time.Duration
+	LogLevel          slog.Level
+	LogFormat         string
+}
+
+// Load reads the configuration through getenv (os.Getenv in main, a map in
+// tests). It reports every invalid variable at once.
+func Load(getenv func(string) string) (Config, error) {
+	get := func(name, def string) string {
+		if v := strings.TrimSpace(getenv(name)); v != "" {
+			return v
+		}
+		return def
+	}
+	var errs []string
+	atoi := func(name, def string) int {
+		v := get(name, def)
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			errs = append(errs, fmt.Sprintf("%s=%q is not a port number (0-65535)", name, v))
+		}
+		return n
+	}
+	c := Config{
+		DatabaseURL:       get("DATABASE_URL", "postgres://localhost:5432/parcours"),
+		HTTPAddr:          get("PARCOURS_HTTP_ADDR", ":8080"),
+		DataDir:           get("PARCOURS_DATA_DIR", ".parcours"),
+		TemporalAddress:   get("TEMPORAL_ADDRESS", ""),
+		TemporalNamespace: get("TEMPORAL_NAMESPACE", "default"),
+		TemporalPort:      atoi("PARCOURS_TEMPORAL_PORT", "7233"),
+		TemporalUIPort:    atoi("PARCOURS_TEMPORAL_UI_PORT", "8233"),
+		TemporalUIURL:     get("PARCOURS_TEMPORAL_UI_URL", ""),
+		TaskQueue:         get("PARCOURS_TASK_QUEUE", "parcours"),
+		BodyLimit:         get("PARCOURS_BODY_LIMIT", "1M"),
+		LogFormat:         get("LOG_FORMAT", "text"),
+	}
+	timeout := get("PARCOURS_REQUEST_TIMEOUT", "30s")
+	d, err := time.ParseDuration(timeout)
+	if err != nil || d <= 0 {
+		errs = append(errs, fmt.Sprintf("PARCOURS_REQUEST_TIMEOUT=%q is not a positive duration such as 30s", timeout))
+	}
+	c.RequestTimeout = d
+	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
+		errs = append(errs, fmt.Sprintf("LOG_LEVEL=%q must be debug, info, warn or error", get("LOG_LEVEL", "info")))
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Sprintf("LOG_FORMAT=%q must be text or json", c.LogFormat))
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}

@@ -1,0 +1,56 @@
+package config_test
+
+import (
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parcours/parcours/pkg/config"
+)
+
+func TestDefaultsNeedNoEnvironment(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.DatabaseURL != "postgres://localhost:5432/parcours" || c.HTTPAddr != ":8080" ||
+		c.TemporalPort != 7233 || c.TemporalUIPort != 8233 || c.TaskQueue != "parcours" ||
+		c.TemporalNamespace != "default" || c.RequestTimeout != 30*time.Second || c.TemporalAddress != "" {
+		t.Fatalf("defaults = %+v", c)
+	}
+}
+
+func TestInvalidValuesAreAllReported(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{
+		"PARCOURS_TEMPORAL_PORT":   "seventy",
+		"PARCOURS_REQUEST_TIMEOUT": "soon",
+		"LOG_LEVEL":                "loud",
+	}
+	_, err := config.Load(func(k string) string { return env[k] })
+	if err == nil {
+		t.Fatal("invalid configuration accepted")
+	}
+	for name := range env {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error %q does not name %s", err, name)
+		}
+	}
+}
+
+// The README's configuration table must list every variable with its default.
+func TestREADMEDocumentsEveryVariable(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range config.Vars {
+		row := "| `" + v.Name + "` | " + v.Default + " |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md lacks the row %q", row)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+// Package worker runs the Temporal worker that executes Parcours' workflows
+// and activities, and prepares the Temporal namespace they need.
+package worker
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	enumspb "go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/operatorservice/v1"
+	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/parcours/parcours/activities"
+	"github.com/parcours/parcours/workflows"
+)
+
+// Register puts every workflow and activity on r. Tests use it too, so that
+// what they run is what production registers.
+func Register(r sdkworker.Registry, acts *activities.Activities) {
+	r.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: workflows.PingWorkflow})
+	r.RegisterActivity(acts)
+}
+
+// New returns a worker polling taskQueue with everything registered. Start it
+// with Run or Start; Stop drains in-flight tasks.
+func New(c client.Client, taskQueue string, acts *activities.Activities) sdkworker.Worker {
+	w := sdkworker.New(c, taskQueue, sdkworker.Options{
+		// A workflow panic (e.g. non-determinism after a bad deploy) fails the
+		// task and is retried once fixed code is deployed, rather than failing
+		// the customer's journey for good.
+		WorkflowPanicPolicy: sdkworker.BlockWorkflow,
+	})
+	Register(w, acts)
+	return w
+}
+
+// EnsureSearchAttributes registers Parcours' custom search attributes on the
+// namespace if they are missing. It is idempotent and safe to run from every
+// process at start.
+func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace string, logger *slog.Logger) error {
+	existing, err := c.OperatorService().ListSearchAttributes(ctx, &operatorservice.ListSearchAttributesRequest{Namespace: namespace})
+	if err != nil {
+		return fmt.Errorf("list search attributes of namespace %s: %w", namespace, err)
+	}
+	missing := map[string]enumspb.IndexedValueType{}
+	for _, key := range workflows.SearchAttributes {
+		if _, ok := existing.GetCustomAttributes()[key.GetName()]; ok {
+			continue
+		}
+		missing[key.GetName()] = key.GetValueType()
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	_, err = c.OperatorService().AddSearchAttributes(ctx, &operatorservice.AddSearchAttributesRequest{
+		Namespace:        namespace,
+		SearchAttributes: missing,
+	})
+	if err != nil {
+		return fmt.Errorf("add search attributes to namespace %s: %w", namespace, err)
+	}
+	logger.Info("registered Temporal search attributes", "namespace", namespace, "count", len(missing))
+	return nil
+}
