@@ -169,6 +169,14 @@ func startPrivateCluster(ctx context.Context, bin, dir string) (*Postgres, error
 		if out, err := exec.CommandContext(ctx, "chown", "-R", runAs, dir).CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("chown %s: %w: %s", dir, err, out)
 		}
+		// The postgres user must be able to reach dir: let it traverse (not
+		// list) the data directory, then check every ancestor lets it too.
+		if err := os.Chmod(filepath.Dir(dir), 0o711); err != nil {
+			return nil, err
+		}
+		if out, err := exec.CommandContext(ctx, "runuser", "-u", runAs, "--", "test", "-w", dir).CombinedOutput(); err != nil {
+			return nil, fmt.Errorf("the %q user cannot reach %s (a parent directory is private?); set PARCOURS_DATA_DIR elsewhere or point DATABASE_URL at a server: %v %s", runAs, dir, err, out)
+		}
 	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, os.ErrNotExist) {
 		if err := run(ctx, "initdb", "-D", dir, "--auth=trust", "--username=parcours", "--encoding=UTF8", "--no-instructions"); err != nil {
