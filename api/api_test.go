@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/api/workflowservice/v1"
 	"go.temporal.io/sdk/client"
 	sdkworker "go.temporal.io/sdk/worker"
@@ -21,7 +22,9 @@ import (
 
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/api"
+	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/pgtest"
+	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
 )
@@ -60,6 +63,7 @@ type env struct {
 	write  string
 	tc     client.Client
 	server *api.Server
+	pool   *pgxpool.Pool
 }
 
 func newEnv(t *testing.T) *env {
@@ -77,13 +81,14 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	s := api.New(api.Deps{
-		Pool: pool, Workspaces: store, Temporal: ts.GetDefaultClient(), TaskQueue: taskQueue,
+		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
+		Temporal: ts.GetDefaultClient(), TaskQueue: taskQueue,
 		Namespace: ts.GetDefaultNamespace(), TemporalUIURL: "http://localhost:8233",
-		BodyLimit: "64K",
+		BodyLimit: "1M",
 	})
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	return &env{url: hs.URL, ws: ws, admin: keys[0].Secret, write: keys[1].Secret, tc: ts.GetDefaultClient(), server: s}
+	return &env{url: hs.URL, ws: ws, admin: keys[0].Secret, write: keys[1].Secret, tc: ts.GetDefaultClient(), server: s, pool: pool}
 }
 
 // call sends a request with an optional key and JSON body and decodes the answer.
@@ -131,7 +136,7 @@ func (e *env) call(t *testing.T, method, path, key string, body any) (int, http.
 func TestErrorsAreProblemDocuments(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	big := `{"name":"` + strings.Repeat("x", 70*1024) + `","scope":"admin"}`
+	big := `{"name":"` + strings.Repeat("x", 1100*1024) + `","scope":"admin"}`
 	tests := []struct {
 		name      string
 		method    string

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"encoding/base64"
-	"errors"
 	"net/http"
 	"strings"
 	"sync"
@@ -41,7 +40,8 @@ func credential(r *http.Request) string {
 	return ""
 }
 
-// requireScope authenticates the request and checks the key's scope.
+// requireScope authenticates the request by its Authorization header and
+// checks the key's scope.
 func (s *Server) requireScope(want workspace.Scope) echo.MiddlewareFunc {
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
@@ -49,19 +49,9 @@ func (s *Server) requireScope(want workspace.Scope) echo.MiddlewareFunc {
 			if secret == "" {
 				return unauthorized("This endpoint needs an API key: send it as `Authorization: Bearer <key>`.")
 			}
-			k, err := s.keys.authenticate(c.Request().Context(), secret)
-			switch {
-			case errors.Is(err, workspace.ErrInvalidKey):
-				return unauthorized("The API key is not valid. Check it was copied whole, or create a new one.")
-			case errors.Is(err, workspace.ErrRevokedKey):
-				return unauthorized("The API key was revoked. Ask a workspace admin for a new one.")
-			case err != nil:
+			if _, err := s.authenticate(c, secret, want); err != nil {
 				return err
 			}
-			if !k.Scope.Allows(want) {
-				return problem(http.StatusForbidden, "This API key has the "+string(k.Scope)+" scope; this endpoint needs an "+string(want)+" key.")
-			}
-			c.Set(ctxKey, k)
 			return next(c)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parcours/parcours/pkg/events"
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
@@ -14,6 +15,8 @@ type route struct {
 	path    string
 	scope   workspace.Scope // "" means public
 	handler echo.HandlerFunc
+	// selfAuth: the handler authenticates (the key may be in the body).
+	selfAuth bool
 }
 
 const public workspace.Scope = ""
@@ -23,19 +26,35 @@ const public workspace.Scope = ""
 func (s *Server) routes() []route {
 	return []route{
 		// Operations
-		{http.MethodGet, "/healthz", public, s.healthz},
-		{http.MethodGet, "/readyz", public, s.readyz},
-		{http.MethodGet, "/metrics", public, s.metricsHandler},
-		{http.MethodGet, "/openapi.json", public, s.openapi},
-		{http.MethodGet, "/", public, s.console},
+		{http.MethodGet, "/healthz", public, s.healthz, false},
+		{http.MethodGet, "/readyz", public, s.readyz, false},
+		{http.MethodGet, "/metrics", public, s.metricsHandler, false},
+		{http.MethodGet, "/openapi.json", public, s.openapi, false},
+		{http.MethodGet, "/", public, s.console, false},
+
+		// Ingestion: the Segment HTTP API, as-is. Write keys.
+		{http.MethodPost, "/v1/identify", workspace.ScopeWrite, s.ingestHandler(events.TypeIdentify), true},
+		{http.MethodPost, "/v1/track", workspace.ScopeWrite, s.ingestHandler(events.TypeTrack), true},
+		{http.MethodPost, "/v1/page", workspace.ScopeWrite, s.ingestHandler(events.TypePage), true},
+		{http.MethodPost, "/v1/screen", workspace.ScopeWrite, s.ingestHandler(events.TypeScreen), true},
+		{http.MethodPost, "/v1/group", workspace.ScopeWrite, s.ingestHandler(events.TypeGroup), true},
+		{http.MethodPost, "/v1/alias", workspace.ScopeWrite, s.ingestHandler(events.TypeAlias), true},
+		{http.MethodPost, "/v1/batch", workspace.ScopeWrite, s.ingestHandler(""), true},
+		{http.MethodGet, "/v1/rejected", workspace.ScopeAdmin, s.listRejected, false},
+
+		// Profiles: the 360 view and the real-time lookup other systems call.
+		{http.MethodGet, "/v1/profiles/lookup", workspace.ScopeAdmin, s.lookupProfile, false},
+		{http.MethodGet, "/v1/profiles/:id", workspace.ScopeAdmin, s.getProfile, false},
+		{http.MethodGet, "/v1/profiles/:id/events", workspace.ScopeAdmin, s.profileEvents, false},
 
 		// Workspace and keys
-		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace},
-		{http.MethodGet, "/v1/api-keys", workspace.ScopeAdmin, s.listKeys},
-		{http.MethodPost, "/v1/api-keys", workspace.ScopeAdmin, s.createKey},
-		{http.MethodDelete, "/v1/api-keys/:id", workspace.ScopeAdmin, s.revokeKey},
+		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace, false},
+		{http.MethodPatch, "/v1/workspace", workspace.ScopeAdmin, s.updateWorkspace, false},
+		{http.MethodGet, "/v1/api-keys", workspace.ScopeAdmin, s.listKeys, false},
+		{http.MethodPost, "/v1/api-keys", workspace.ScopeAdmin, s.createKey, false},
+		{http.MethodDelete, "/v1/api-keys/:id", workspace.ScopeAdmin, s.revokeKey, false},
 
 		// Diagnostics
-		{http.MethodPost, "/v1/diagnostics/ping", workspace.ScopeAdmin, s.ping},
+		{http.MethodPost, "/v1/diagnostics/ping", workspace.ScopeAdmin, s.ping, false},
 	}
 }

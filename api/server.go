@@ -19,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
@@ -26,6 +28,8 @@ import (
 type Deps struct {
 	Pool       *pgxpool.Pool
 	Workspaces *workspace.Store
+	Ingest     *ingest.Store
+	Profiles   *profile.Store
 	Temporal   client.Client
 	// TaskQueue the worker polls.
 	TaskQueue string
@@ -106,7 +110,7 @@ func New(d Deps) *Server {
 	)
 	for _, r := range s.routes() {
 		h := r.handler
-		if r.scope != "" {
+		if r.scope != "" && !r.selfAuth {
 			h = s.requireScope(r.scope)(h)
 		}
 		e.Add(r.method, r.path, h)

@@ -17,6 +17,8 @@ import (
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/api"
 	"github.com/parcours/parcours/pkg/config"
+	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
 )
@@ -41,6 +43,8 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 	a := api.New(api.Deps{
 		Pool:           pool,
 		Workspaces:     workspace.NewStore(pool),
+		Ingest:         ingest.NewStore(pool),
+		Profiles:       profile.NewStore(pool),
 		Temporal:       tc,
 		TaskQueue:      cfg.TaskQueue,
 		Namespace:      cfg.TemporalNamespace,

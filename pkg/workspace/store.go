@@ -18,11 +18,11 @@ type Store struct {
 // NewStore returns a Store over pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-const workspaceCols = `id::text, slug, name, created_at`
+const workspaceCols = `id::text, slug, name, unique_identifier, identity_traits, created_at`
 
 func scanWorkspace(row pgx.Row) (Workspace, error) {
 	var w Workspace
-	err := row.Scan(&w.ID, &w.Slug, &w.Name, &w.CreatedAt)
+	err := row.Scan(&w.ID, &w.Slug, &w.Name, &w.UniqueIdentifier, &w.IdentityTraits, &w.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return w, ErrNotFound
 	}
@@ -52,6 +52,25 @@ func createWorkspace(ctx context.Context, q querier, slug, name string) (Workspa
 // Get loads a workspace by id.
 func (s *Store) Get(ctx context.Context, id string) (Workspace, error) {
 	return scanWorkspace(s.pool.QueryRow(ctx, `SELECT `+workspaceCols+` FROM workspaces WHERE id = $1`, id))
+}
+
+// UpdateSettings changes a workspace's identity rules. They apply to records
+// ingested from then on; profiles already resolved stay as they are.
+func (s *Store) UpdateSettings(ctx context.Context, id string, set Settings) (Workspace, error) {
+	var out Workspace
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		w, err := scanWorkspace(tx.QueryRow(ctx, `SELECT `+workspaceCols+` FROM workspaces WHERE id = $1 FOR UPDATE`, id))
+		if err != nil {
+			return err
+		}
+		if w, err = set.apply(w); err != nil {
+			return err
+		}
+		out, err = scanWorkspace(tx.QueryRow(ctx, `UPDATE workspaces SET unique_identifier = $2, identity_traits = $3 WHERE id = $1 RETURNING `+workspaceCols,
+			id, w.UniqueIdentifier, w.IdentityTraits))
+		return err
+	})
+	return out, err
 }
 
 // BySlug loads a workspace by slug.

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -35,10 +36,52 @@ func (s Scope) Allows(want Scope) bool {
 
 // Workspace is one tenant: its customers, journeys and keys are its own.
 type Workspace struct {
-	ID        string    `json:"id"`
-	Slug      string    `json:"slug"`
-	Name      string    `json:"name"`
-	CreatedAt time.Time `json:"created_at"`
+	ID   string `json:"id"`
+	Slug string `json:"slug"`
+	Name string `json:"name"`
+	// UniqueIdentifier is the identifier that makes a contact known and of
+	// which a person has one value: email (default), user_id, phone, or an
+	// identity trait such as customer_number.
+	UniqueIdentifier string `json:"unique_identifier"`
+	// IdentityTraits are the traits whose values identify a person.
+	IdentityTraits []string  `json:"identity_traits"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
+// Settings is a change to a workspace's identity rules.
+type Settings struct {
+	UniqueIdentifier *string
+	IdentityTraits   []string // nil: unchanged
+}
+
+var traitNameRe = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// apply validates s against w and returns the updated workspace.
+func (s Settings) apply(w Workspace) (Workspace, error) {
+	if s.IdentityTraits != nil {
+		seen := map[string]bool{}
+		var traits []string
+		for _, t := range s.IdentityTraits {
+			if !traitNameRe.MatchString(t) || t == "user_id" || t == "anonymous_id" {
+				return w, &FieldError{Field: "identity_traits", Reason: fmt.Sprintf("%q is not a usable trait name (lower-case letters, digits and _, starting with a letter; user_id and anonymous_id are built in)", t)}
+			}
+			if !seen[t] {
+				seen[t] = true
+				traits = append(traits, t)
+			}
+		}
+		w.IdentityTraits = traits
+	}
+	if s.UniqueIdentifier != nil {
+		w.UniqueIdentifier = *s.UniqueIdentifier
+	}
+	if w.UniqueIdentifier != "user_id" && !slices.Contains(w.IdentityTraits, w.UniqueIdentifier) {
+		if s.UniqueIdentifier == nil || !traitNameRe.MatchString(w.UniqueIdentifier) || w.UniqueIdentifier == "anonymous_id" {
+			return w, &FieldError{Field: "unique_identifier", Reason: fmt.Sprintf("must be user_id or one of the identity traits %v", w.IdentityTraits)}
+		}
+		w.IdentityTraits = append(w.IdentityTraits, w.UniqueIdentifier)
+	}
+	return w, nil
 }
 
 // Key is an API key as stored: never its secret.

@@ -1,0 +1,173 @@
+package api
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/parcours/parcours/pkg/identity"
+	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/workspace"
+)
+
+func (s *Server) getProfile(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	v, err := s.Profiles.Get(c.Request().Context(), keyFrom(c).WorkspaceID, id)
+	if errors.Is(err, profile.ErrNotFound) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+// lookupParams maps query parameters to identity types. Any identity trait
+// of the workspace (e.g. customer_number) is accepted too.
+var lookupParams = map[string]string{
+	"userId": identity.UserID, "user_id": identity.UserID,
+	"anonymousId": identity.AnonymousID, "anonymous_id": identity.AnonymousID,
+	"email": identity.Email, "phone": identity.Phone,
+}
+
+func (s *Server) lookupProfile(c echo.Context) error {
+	ctx := c.Request().Context()
+	k := keyFrom(c)
+	q := c.QueryParams()
+	if len(q) != 1 {
+		return invalid("Look a profile up by exactly one identifier, e.g. ?email=ana@example.com, ?userId=42, ?anonymousId=..., ?phone=+33..., or an identity trait such as ?customer_number=C-1001.",
+			FieldError{Field: "query", Reason: "needs exactly one identifier parameter"})
+	}
+	var param, value string
+	for p, vs := range q {
+		param, value = p, vs[0]
+	}
+	typ, ok := lookupParams[param]
+	if !ok {
+		ws, err := s.Workspaces.Get(ctx, k.WorkspaceID)
+		if err != nil {
+			return err
+		}
+		for _, t := range ws.IdentityTraits {
+			if t == param {
+				typ, ok = t, true
+			}
+		}
+		if !ok {
+			return invalid("Unknown identifier.", FieldError{Field: param, Reason: "is not an identifier of this workspace (userId, anonymousId, or one of its identity traits: " + joinList(ws.IdentityTraits) + ")"})
+		}
+	}
+	norm := identity.Normalize(typ, value)
+	if norm == "" {
+		return invalid("The identifier is not usable.", FieldError{Field: param, Reason: "is empty or not a valid " + typ})
+	}
+	id, err := s.Profiles.Lookup(ctx, k.WorkspaceID, typ, norm)
+	if errors.Is(err, profile.ErrNotFound) {
+		return problem(http.StatusNotFound, "No profile has "+param+" "+norm+".")
+	}
+	if err != nil {
+		return err
+	}
+	v, err := s.Profiles.Get(ctx, k.WorkspaceID, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, v)
+}
+
+func (s *Server) profileEvents(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	limit, err := intParam(c, "limit", 50, 1, 500)
+	if err != nil {
+		return err
+	}
+	ctx := c.Request().Context()
+	ws := keyFrom(c).WorkspaceID
+	v, err := s.Profiles.Get(ctx, ws, id)
+	if errors.Is(err, profile.ErrNotFound) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	if err != nil {
+		return err
+	}
+	evs, next, err := s.Profiles.Timeline(ctx, ws, v.ID, c.QueryParam("cursor"), limit)
+	if errors.Is(err, profile.ErrBadCursor) {
+		return invalid("The cursor is not one this API gave out.", FieldError{Field: "cursor", Reason: "use the next_cursor of the previous page"})
+	}
+	if err != nil {
+		return err
+	}
+	if evs == nil {
+		evs = []profile.Event{}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"profile_id": v.ID, "data": evs, "next_cursor": next})
+}
+
+func (s *Server) listRejected(c echo.Context) error {
+	limit, err := intParam(c, "limit", 50, 1, 500)
+	if err != nil {
+		return err
+	}
+	before := int64(0)
+	if b := c.QueryParam("before"); b != "" {
+		if before, err = strconv.ParseInt(b, 10, 64); err != nil {
+			return invalid("Bad paging parameter.", FieldError{Field: "before", Reason: "must be the id of a rejected record"})
+		}
+	}
+	recs, err := s.Ingest.ListRejected(c.Request().Context(), keyFrom(c).WorkspaceID, before, limit)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": recs})
+}
+
+// updateWorkspaceRequest is the body of PATCH /v1/workspace.
+type updateWorkspaceRequest struct {
+	UniqueIdentifier *string  `json:"unique_identifier"`
+	IdentityTraits   []string `json:"identity_traits"`
+}
+
+func (s *Server) updateWorkspace(c echo.Context) error {
+	var req updateWorkspaceRequest
+	if err := decodeJSON(c, &req); err != nil {
+		return err
+	}
+	w, err := s.Workspaces.UpdateSettings(c.Request().Context(), keyFrom(c).WorkspaceID, workspace.Settings{
+		UniqueIdentifier: req.UniqueIdentifier, IdentityTraits: req.IdentityTraits,
+	})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, w)
+}
+
+func intParam(c echo.Context, name string, def, min, max int) (int, error) {
+	v := c.QueryParam(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < min || n > max {
+		return 0, invalid("Bad query parameter.", FieldError{Field: name, Reason: "must be a whole number from " + strconv.Itoa(min) + " to " + strconv.Itoa(max)})
+	}
+	return n, nil
+}
+
+func joinList(xs []string) string {
+	out := ""
+	for i, x := range xs {
+		if i > 0 {
+			out += ", "
+		}
+		out += x
+	}
+	return out
+}
