@@ -351,3 +351,33 @@ func TestProfilesNeedAnAdminKeyOfTheirWorkspace(t *testing.T) {
 		}
 	}
 }
+
+func TestMergeCanBeUndoneThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.mustSend(t, e.write, "/v1/page", map[string]any{"anonymousId": "cookie-x", "name": "Home", "messageId": "pv"})
+	e.mustSend(t, e.write, "/v1/identify", map[string]any{"userId": "u-x", "traits": map[string]string{"email": "x@example.com"}, "messageId": "id"})
+	anonID := e.profileBy(t, "anonymousId=cookie-x")["id"].(string)
+	e.mustSend(t, e.write, "/v1/alias", map[string]any{"userId": "u-x", "previousId": "cookie-x", "messageId": "al"})
+	p := e.profileBy(t, "email=x@example.com")
+	merges := p["merges"].([]any)
+	if p["id"] != e.profileBy(t, "anonymousId=cookie-x")["id"] || len(merges) != 1 {
+		t.Fatalf("alias did not merge: %v", p)
+	}
+	// The merged profile's id still answers, with the survivor.
+	if status, _, old := e.call(t, "GET", "/v1/profiles/"+anonID, e.admin, nil); status != 200 || old["id"] != p["id"] {
+		t.Fatalf("merged id: %d %v", status, old["id"])
+	}
+	mergeID := merges[0].(map[string]any)["id"].(string)
+	status, _, body := e.call(t, "POST", "/v1/profiles/"+p["id"].(string)+"/unmerge/"+mergeID, e.admin, nil)
+	if status != 200 {
+		t.Fatalf("unmerge: %d %v", status, body)
+	}
+	back := e.profileBy(t, "anonymousId=cookie-x")
+	if back["id"] != anonID || back["state"] != "anonymous" || back["computed"].(map[string]any)["page_views"] != 1.0 {
+		t.Fatalf("restored profile %v", back)
+	}
+	if status, _, _ := e.call(t, "POST", "/v1/profiles/"+p["id"].(string)+"/unmerge/"+mergeID, e.admin, nil); status != 409 {
+		t.Fatalf("second unmerge: %d, want 409", status)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/parcours/parcours/pkg/identity"
+	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/workspace"
 )
@@ -109,6 +110,35 @@ func (s *Server) profileEvents(c echo.Context) error {
 		evs = []profile.Event{}
 	}
 	return c.JSON(http.StatusOK, map[string]any{"profile_id": v.ID, "data": evs, "next_cursor": next})
+}
+
+// unmergeProfile undoes one merge of the profile's history and answers with
+// both profiles as they are now.
+func (s *Server) unmergeProfile(c echo.Context) error {
+	id, mergeID := c.Param("id"), c.Param("mergeId")
+	if !isUUID(id) || !isUUID(mergeID) {
+		return problem(http.StatusNotFound, "No merge "+mergeID+" on profile "+id+".")
+	}
+	ctx := c.Request().Context()
+	ws := keyFrom(c).WorkspaceID
+	restored, err := s.Ingest.Unmerge(ctx, ws, id, mergeID)
+	switch {
+	case errors.Is(err, ingest.ErrMergeNotFound):
+		return problem(http.StatusNotFound, "No merge "+mergeID+" into profile "+id+". See the profile's merges list.")
+	case errors.Is(err, ingest.ErrMergeAlreadyUndone):
+		return problem(http.StatusConflict, "This merge was already undone.")
+	case err != nil:
+		return err
+	}
+	survivor, err := s.Profiles.Get(ctx, ws, id)
+	if err != nil {
+		return err
+	}
+	back, err := s.Profiles.Get(ctx, ws, restored)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"profile": survivor, "restored": back})
 }
 
 func (s *Server) listRejected(c echo.Context) error {

@@ -46,6 +46,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/profiles/lookup", workspace.ScopeAdmin, s.lookupProfile, false},
 		{http.MethodGet, "/v1/profiles/:id", workspace.ScopeAdmin, s.getProfile, false},
 		{http.MethodGet, "/v1/profiles/:id/events", workspace.ScopeAdmin, s.profileEvents, false},
+		{http.MethodPost, "/v1/profiles/:id/unmerge/:mergeId", workspace.ScopeAdmin, s.unmergeProfile, false},
 
 		// Workspace and keys
 		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace, false},

@@ -70,7 +70,7 @@ type Rejection struct {
 func (s *Store) Ingest(ctx context.Context, o Origin, msgs []events.Message, rejects []Rejection) (Result, error) {
 	var res Result
 	var err error
-	for attempt := 0; attempt < 5; attempt++ {
+	for attempt := 0; attempt < 10; attempt++ {
 		res = Result{}
 		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 			if err := insertRejects(ctx, tx, o, rejects); err != nil {
@@ -112,7 +112,15 @@ func insertRejects(ctx context.Context, tx pgx.Tx, o Origin, rejects []Rejection
 	return nil
 }
 
+// errStale means a profile this transaction resolved to was merged by a
+// concurrent transaction while this one waited for its lock: start over with
+// fresh identities.
+var errStale = errors.New("profile merged concurrently")
+
 func retryable(err error) bool {
+	if errors.Is(err, errStale) {
+		return true
+	}
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
@@ -426,6 +434,9 @@ func loadProfiles(ctx context.Context, tx pgx.Tx, workspaceID, unique string, ow
 		if err != nil {
 			return nil, fmt.Errorf("load profiles: %w", err)
 		}
+		if p.MergedInto != "" {
+			return nil, errStale
+		}
 		st.p = p
 		out[p.ID] = st
 	}
@@ -434,7 +445,7 @@ func loadProfiles(ctx context.Context, tx pgx.Tx, workspaceID, unique string, ow
 	}
 	for _, id := range ids {
 		if out[id] == nil {
-			return nil, fmt.Errorf("identity points at missing profile %s", id)
+			return nil, errStale // erased by a concurrent transaction
 		}
 	}
 	return out, nil
