@@ -20,10 +20,12 @@ import (
 // ingestResponse is what Segment libraries expect (they read the status
 // only), plus what a person needs: counts, and why records were rejected.
 type ingestResponse struct {
-	Success    bool         `json:"success"`
-	Accepted   int          `json:"accepted"`
-	Duplicates int          `json:"duplicates"`
-	Rejected   int          `json:"rejected"`
+	Success    bool `json:"success"`
+	Accepted   int  `json:"accepted"`
+	Duplicates int  `json:"duplicates"`
+	Rejected   int  `json:"rejected"`
+	// Suppressed counts records dropped because they name an erased person.
+	Suppressed int          `json:"suppressed"`
 	Errors     []FieldError `json:"errors,omitempty"`
 }
 
@@ -103,7 +105,7 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 		}
 		return c.JSON(http.StatusOK, ingestResponse{
 			Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates,
-			Rejected: len(rejected), Errors: fieldErrs,
+			Rejected: len(rejected), Suppressed: res.Suppressed, Errors: fieldErrs,
 		})
 	}
 }

@@ -1,9 +1,12 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -139,6 +142,71 @@ func (s *Server) unmergeProfile(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, map[string]any{"profile": survivor, "restored": back})
+}
+
+// eraseProfile deletes a person (right to erasure).
+func (s *Server) eraseProfile(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	k := keyFrom(c)
+	out, err := s.Ingest.Erase(c.Request().Context(), k.WorkspaceID, id, k.ID)
+	if errors.Is(err, ingest.ErrProfileNotFound) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// exportProfile streams everything held about a person as one JSON document:
+// the 360 view and every event as received.
+func (s *Server) exportProfile(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	ctx := c.Request().Context()
+	ws := keyFrom(c).WorkspaceID
+	v, err := s.Profiles.Get(ctx, ws, id)
+	if errors.Is(err, profile.ErrNotFound) {
+		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	}
+	if err != nil {
+		return err
+	}
+	head, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	res := c.Response()
+	res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
+	res.Header().Set(echo.HeaderContentDisposition, `attachment; filename="profile-`+v.ID+`.json"`)
+	res.WriteHeader(http.StatusOK)
+	fmt.Fprintf(res, `{"exported_at":%q,"profile":%s,"events":[`, time.Now().UTC().Format(time.RFC3339), head)
+	first := true
+	err = s.Profiles.EachEvent(ctx, ws, v.ID, func(ev profile.Event) error {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		if !first {
+			res.Write([]byte(","))
+		}
+		first = false
+		_, err = res.Write(b)
+		return err
+	})
+	if err != nil {
+		// The status is sent: the truncated document is invalid JSON, which a
+		// client notices; log for the operator.
+		s.logger.ErrorContext(ctx, "export failed midway", "err", err, "profile", v.ID)
+		return nil
+	}
+	_, _ = res.Write([]byte("]}"))
+	return nil
 }
 
 func (s *Server) listRejected(c echo.Context) error {

@@ -47,6 +47,8 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/profiles/:id", workspace.ScopeAdmin, s.getProfile, false},
 		{http.MethodGet, "/v1/profiles/:id/events", workspace.ScopeAdmin, s.profileEvents, false},
 		{http.MethodPost, "/v1/profiles/:id/unmerge/:mergeId", workspace.ScopeAdmin, s.unmergeProfile, false},
+		{http.MethodGet, "/v1/profiles/:id/export", workspace.ScopeAdmin, s.exportProfile, false},
+		{http.MethodDelete, "/v1/profiles/:id", workspace.ScopeAdmin, s.eraseProfile, false},
 
 		// Workspace and keys
 		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace, false},

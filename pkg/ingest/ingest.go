@@ -54,6 +54,15 @@ type Result struct {
 	Merges int
 	// Conflicts counts links refused because they would join two people.
 	Conflicts int
+	// Suppressed counts records dropped because they carry an identifier of
+	// an erased person.
+	Suppressed int
+}
+
+// recordKeys is a record with the identifiers it carries.
+type recordKeys struct {
+	m    *events.Message
+	keys []identity.Key
 }
 
 // Rejection is a record refused at the door, to keep with its reason.
@@ -141,39 +150,53 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		return res, err
 	}
 
-	// 1. Store the records; the unique (workspace, messageId) index dedupes.
-	ids, err := insertEvents(ctx, tx, o, msgs)
+	// 1. The identifiers of every record; records of erased people are dropped.
+	candidates := make([]*recordKeys, len(msgs))
+	for i := range msgs {
+		m := &msgs[i]
+		rk := &recordKeys{m: m, keys: identity.Keys(m, settings)}
+		if m.Type == events.TypeAlias {
+			rk.keys = append(rk.keys, identity.Key{Type: identity.UserID, Value: m.PreviousID}, identity.Key{Type: identity.AnonymousID, Value: m.PreviousID})
+		}
+		candidates[i] = rk
+	}
+	kept, dropped, err := dropSuppressed(ctx, tx, o.WorkspaceID, candidates)
+	if err != nil {
+		return res, err
+	}
+	res.Suppressed = dropped
+
+	// 2. Store the records; the unique (workspace, messageId) index dedupes.
+	keptMsgs := make([]events.Message, len(kept))
+	for i, rk := range kept {
+		keptMsgs[i] = *rk.m
+	}
+	ids, err := insertEvents(ctx, tx, o, keptMsgs)
 	if err != nil {
 		return res, err
 	}
 	var fresh []*events.Message
+	var recordKeysOf [][]identity.Key
 	freshIDs := map[*events.Message]int64{}
-	for i := range msgs {
-		if id, ok := ids[msgs[i].MessageID]; ok {
-			if _, dup := freshIDs[&msgs[i]]; !dup {
-				fresh = append(fresh, &msgs[i])
-				freshIDs[&msgs[i]] = id
-				delete(ids, msgs[i].MessageID) // a messageId repeated in one batch counts once
-			}
-		} else {
+	var all []identity.Key
+	for _, rk := range kept {
+		id, ok := ids[rk.m.MessageID]
+		if !ok {
 			res.Duplicates++
+			continue
 		}
+		delete(ids, rk.m.MessageID) // a messageId repeated in one batch counts once
+		fresh = append(fresh, rk.m)
+		freshIDs[rk.m] = id
+		recordKeysOf = append(recordKeysOf, identity.Keys(rk.m, settings))
+		all = append(all, rk.keys...)
 	}
 	res.Accepted = len(fresh)
 	if len(fresh) == 0 {
 		return res, nil
 	}
 
-	// 2. The identifiers of every record, locked in a fixed order.
-	recordKeys := make([][]identity.Key, len(fresh))
-	var all []identity.Key
-	for i, m := range fresh {
-		recordKeys[i] = identity.Keys(m, settings)
-		all = append(all, recordKeys[i]...)
-		if m.Type == events.TypeAlias {
-			all = append(all, identity.Key{Type: identity.UserID, Value: m.PreviousID}, identity.Key{Type: identity.AnonymousID, Value: m.PreviousID})
-		}
-	}
+	// 3. Lock the identifiers in a fixed order, then read who owns them.
 	if err := lockKeys(ctx, tx, o.WorkspaceID, all); err != nil {
 		return res, err
 	}
@@ -186,7 +209,7 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		return res, err
 	}
 
-	// 3. Resolve each record in order.
+	// 4. Resolve each record in order.
 	type newIdentity struct {
 		key       identity.Key
 		profileID string
@@ -195,7 +218,7 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 	eventProfile := make([]string, len(fresh))
 	now := time.Now().UTC()
 	for i, m := range fresh {
-		keys := recordKeys[i]
+		keys := recordKeysOf[i]
 		if m.Type == events.TypeAlias {
 			prev := identity.Key{Type: identity.AnonymousID, Value: m.PreviousID}
 			if _, ok := owners[identity.Key{Type: identity.UserID, Value: m.PreviousID}]; ok {
@@ -264,7 +287,7 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		eventProfile[i] = plan.Target
 	}
 
-	// 4. Write identities, event links and profiles.
+	// 5. Write identities, event links and profiles.
 	if len(attach) > 0 {
 		types, values, pids := make([]string, len(attach)), make([]string, len(attach)), make([]string, len(attach))
 		for i, a := range attach {

@@ -194,3 +194,24 @@ func decodeCursor(c string) (time.Time, int64, bool) {
 	}
 	return time.UnixMicro(us).UTC(), id, true
 }
+
+// EachEvent calls fn for every event of a profile, oldest first.
+func (s *Store) EachEvent(ctx context.Context, workspaceID, profileID string, fn func(Event) error) error {
+	rows, err := s.pool.Query(ctx, `
+		SELECT id, message_id, type, coalesce(name, ''), source, timestamp, received_at, properties, traits, context, raw
+		FROM events WHERE workspace_id = $1 AND profile_id = $2 ORDER BY timestamp, id`, workspaceID, profileID)
+	if err != nil {
+		return fmt.Errorf("load events: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		ev, err := pgx.RowToStructByPos[Event](rows)
+		if err != nil {
+			return fmt.Errorf("load events: %w", err)
+		}
+		if err := fn(ev); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}

@@ -1,0 +1,162 @@
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/parcours/parcours/pkg/identity"
+)
+
+// ErrProfileNotFound is returned when erasing a profile that does not exist.
+var ErrProfileNotFound = errors.New("profile not found")
+
+// Erasure reports what an erasure removed.
+type Erasure struct {
+	ID         string `json:"id"`
+	ProfileID  string `json:"profile_id"`
+	Profiles   int    `json:"profiles"`
+	Identities int    `json:"identities"`
+	Events     int    `json:"events"`
+}
+
+// suppressionHash is how an erased identifier is remembered: a hash, so the
+// value itself is gone, yet later records carrying it are recognised and dropped.
+func suppressionHash(k identity.Key) []byte {
+	h := sha256.Sum256([]byte(k.Type + "\x00" + k.Value))
+	return h[:]
+}
+
+// Erase deletes a person: the profile and every profile merged into it, their
+// identities (remembered only as hashes, so later records carrying them are
+// dropped), their events, merge history and conflicts. An audit row without
+// personal data records who erased what and when.
+func (s *Store) Erase(ctx context.Context, workspaceID, profileID, keyID string) (Erasure, error) {
+	out := Erasure{ProfileID: profileID}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var live string
+		// Follow merges: erasing a merged id erases the person it became.
+		err := tx.QueryRow(ctx, `
+			WITH RECURSIVE up(id, merged_into, depth) AS (
+				SELECT id, merged_into, 0 FROM profiles WHERE workspace_id = $1 AND id = $2
+				UNION ALL SELECT p.id, p.merged_into, up.depth + 1 FROM profiles p JOIN up ON p.workspace_id = $1 AND p.id = up.merged_into WHERE up.depth < 16)
+			SELECT id::text FROM up WHERE merged_into IS NULL`, workspaceID, profileID).Scan(&live)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrProfileNotFound
+		}
+		if err != nil {
+			return fmt.Errorf("find profile %s: %w", profileID, err)
+		}
+		out.ProfileID = live
+		rows, err := tx.Query(ctx, `
+			WITH RECURSIVE d(id) AS (SELECT $2::uuid UNION SELECT p.id FROM profiles p JOIN d ON p.workspace_id = $1 AND p.merged_into = d.id)
+			SELECT id::text FROM d`, workspaceID, live)
+		if err != nil {
+			return fmt.Errorf("find merged profiles: %w", err)
+		}
+		family, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("find merged profiles: %w", err)
+		}
+		rows, err = tx.Query(ctx, `SELECT type, value FROM identities WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
+		if err != nil {
+			return fmt.Errorf("load identities: %w", err)
+		}
+		keys, err := pgx.CollectRows(rows, pgx.RowToStructByPos[identity.Key])
+		if err != nil {
+			return fmt.Errorf("load identities: %w", err)
+		}
+		if err := lockKeys(ctx, tx, workspaceID, keys); err != nil {
+			return err
+		}
+		types, hashes := make([]string, len(keys)), make([][]byte, len(keys))
+		for i, k := range keys {
+			types[i], hashes[i] = k.Type, suppressionHash(k)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO suppressed_identities (workspace_id, type, value_hash)
+			SELECT $1, t, h FROM unnest($2::text[], $3::bytea[]) AS x(t, h) ON CONFLICT DO NOTHING`, workspaceID, types, hashes); err != nil {
+			return fmt.Errorf("suppress identities: %w", err)
+		}
+		tag, err := tx.Exec(ctx, `DELETE FROM events WHERE workspace_id = $1 AND (profile_id = ANY($2::uuid[]) OR origin_profile_id = ANY($2::uuid[]))`, workspaceID, family)
+		if err != nil {
+			return fmt.Errorf("delete events: %w", err)
+		}
+		out.Events = int(tag.RowsAffected())
+		tag, err = tx.Exec(ctx, `DELETE FROM identities WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
+		if err != nil {
+			return fmt.Errorf("delete identities: %w", err)
+		}
+		out.Identities = int(tag.RowsAffected())
+		batch := &pgx.Batch{}
+		batch.Queue(`DELETE FROM profile_merges WHERE workspace_id = $1 AND (survivor_id = ANY($2::uuid[]) OR merged_id = ANY($2::uuid[]))`, workspaceID, family)
+		batch.Queue(`DELETE FROM identity_conflicts WHERE workspace_id = $1 AND profile_ids && $2::uuid[]`, workspaceID, family)
+		batch.Queue(`DELETE FROM profiles WHERE workspace_id = $1 AND id = ANY($2::uuid[])`, workspaceID, family)
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return fmt.Errorf("delete profile: %w", err)
+		}
+		out.Profiles = len(family)
+		return tx.QueryRow(ctx, `
+			INSERT INTO erasures (workspace_id, profile_id, key_id, profiles, identities, events)
+			VALUES ($1, $2, $3, $4, $5, $6) RETURNING id::text`,
+			workspaceID, live, keyID, out.Profiles, out.Identities, out.Events).Scan(&out.ID)
+	})
+	if err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// dropSuppressed removes records that carry an erased identifier.
+func dropSuppressed(ctx context.Context, tx pgx.Tx, workspaceID string, msgs []*recordKeys) (kept []*recordKeys, dropped int, err error) {
+	var types []string
+	var hashes [][]byte
+	for _, m := range msgs {
+		for _, k := range m.keys {
+			types, hashes = append(types, k.Type), append(hashes, suppressionHash(k))
+		}
+	}
+	if len(types) == 0 {
+		return msgs, 0, nil
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT s.type, s.value_hash FROM suppressed_identities s
+		JOIN unnest($2::text[], $3::bytea[]) AS x(t, h) ON s.type = x.t AND s.value_hash = x.h
+		WHERE s.workspace_id = $1`, workspaceID, types, hashes)
+	if err != nil {
+		return nil, 0, fmt.Errorf("check suppressed identities: %w", err)
+	}
+	suppressed := map[string]bool{}
+	for rows.Next() {
+		var t string
+		var h []byte
+		if err := rows.Scan(&t, &h); err != nil {
+			return nil, 0, err
+		}
+		suppressed[t+"\x00"+string(h)] = true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, err
+	}
+	if len(suppressed) == 0 {
+		return msgs, 0, nil
+	}
+	for _, m := range msgs {
+		hit := false
+		for _, k := range m.keys {
+			if suppressed[k.Type+"\x00"+string(suppressionHash(k))] {
+				hit = true
+				break
+			}
+		}
+		if hit {
+			dropped++
+		} else {
+			kept = append(kept, m)
+		}
+	}
+	return kept, dropped, nil
+}
