@@ -25,6 +25,7 @@ import (
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/pgtest"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
 )
@@ -82,7 +83,8 @@ func newEnv(t *testing.T) *env {
 	}
 	s := api.New(api.Deps{
 		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
-		Temporal: ts.GetDefaultClient(), TaskQueue: taskQueue,
+		Validation: validation.NewStore(pool, time.Second),
+		Temporal:   ts.GetDefaultClient(), TaskQueue: taskQueue,
 		Namespace: ts.GetDefaultNamespace(), TemporalUIURL: "http://localhost:8233",
 		BodyLimit: "1M",
 	})

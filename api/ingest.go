@@ -14,6 +14,7 @@ import (
 
 	"github.com/parcours/parcours/pkg/events"
 	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
@@ -84,6 +85,24 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 		if source == "" {
 			source = "api" // an admin key ingesting: no named source
 		}
+		// The workspace's validation rules accept or reject each record.
+		if s.Validation != nil && len(msgs) > 0 {
+			rules, err := s.Validation.Enabled(c.Request().Context(), k.WorkspaceID)
+			if err != nil {
+				return err
+			}
+			if len(rules) > 0 {
+				valid := msgs[:0:0]
+				for i := range msgs {
+					if reason := validation.Check(rules, &msgs[i], source); reason != "" {
+						rejected = append(rejected, events.Rejected{Raw: msgs[i].Raw, Err: &events.Error{Index: msgs[i].Index, Field: "rule", Reason: reason, Status: http.StatusBadRequest}})
+						continue
+					}
+					valid = append(valid, msgs[i])
+				}
+				msgs = valid
+			}
+		}
 		rejects := make([]ingest.Rejection, len(rejected))
 		fieldErrs := make([]FieldError, len(rejected))
 		for i, r := range rejected {
@@ -91,7 +110,7 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 			if r.Err.Index >= 0 {
 				field = fmt.Sprintf("batch[%d].%s", r.Err.Index, r.Err.Field)
 			}
-			rejects[i] = ingest.Rejection{Field: field, Reason: r.Err.Reason, Raw: r.Raw, ReceivedAt: receivedAt}
+			rejects[i] = ingest.Rejection{CallType: typ, Field: field, Reason: r.Err.Reason, Raw: r.Raw, ReceivedAt: receivedAt}
 			fieldErrs[i] = FieldError{Field: field, Reason: r.Err.Reason}
 		}
 		res, err := s.Ingest.Ingest(c.Request().Context(), ingest.Origin{WorkspaceID: k.WorkspaceID, KeyID: k.ID, Source: source}, msgs, rejects)

@@ -29,6 +29,9 @@ type Problem struct {
 type FieldError struct {
 	Field  string `json:"field"`
 	Reason string `json:"reason"`
+	// Line and Column locate an error inside a rule or template (1-based).
+	Line   int `json:"line,omitempty"`
+	Column int `json:"column,omitempty"`
 }
 
 func (p *Problem) Error() string { return fmt.Sprintf("%d %s: %s", p.Status, p.Title, p.Detail) }

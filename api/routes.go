@@ -41,6 +41,11 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/alias", workspace.ScopeWrite, s.ingestHandler(events.TypeAlias), true},
 		{http.MethodPost, "/v1/batch", workspace.ScopeWrite, s.ingestHandler(""), true},
 		{http.MethodGet, "/v1/rejected", workspace.ScopeAdmin, s.listRejected, false},
+		{http.MethodPost, "/v1/rejected/replay", workspace.ScopeAdmin, s.replayRejected, false},
+		{http.MethodGet, "/v1/validation-rules", workspace.ScopeAdmin, s.listRules, false},
+		{http.MethodPost, "/v1/validation-rules", workspace.ScopeAdmin, s.createRule, false},
+		{http.MethodPatch, "/v1/validation-rules/:id", workspace.ScopeAdmin, s.updateRule, false},
+		{http.MethodDelete, "/v1/validation-rules/:id", workspace.ScopeAdmin, s.deleteRule, false},
 
 		// Profiles: the 360 view and the real-time lookup other systems call.
 		{http.MethodGet, "/v1/profiles/lookup", workspace.ScopeAdmin, s.lookupProfile, false},

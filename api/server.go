@@ -21,6 +21,7 @@ import (
 
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
@@ -30,6 +31,7 @@ type Deps struct {
 	Workspaces *workspace.Store
 	Ingest     *ingest.Store
 	Profiles   *profile.Store
+	Validation *validation.Store
 	Temporal   client.Client
 	// TaskQueue the worker polls.
 	TaskQueue string

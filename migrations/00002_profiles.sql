@@ -104,6 +104,8 @@ CREATE TABLE rejected_records (
     id           bigint GENERATED ALWAYS AS IDENTITY,
     source       text NOT NULL,
     key_id       uuid NOT NULL,
+    -- The endpoint's call type for single calls (a batch item names its own).
+    call_type    text,
     received_at  timestamptz NOT NULL,
     field        text NOT NULL,
     reason       text NOT NULL,

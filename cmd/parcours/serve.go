@@ -19,6 +19,7 @@ import (
 	"github.com/parcours/parcours/pkg/config"
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
 )
@@ -45,6 +46,7 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		Workspaces:     workspace.NewStore(pool),
 		Ingest:         ingest.NewStore(pool),
 		Profiles:       profile.NewStore(pool),
+		Validation:     validation.NewStore(pool, 5*time.Second),
 		Temporal:       tc,
 		TaskQueue:      cfg.TaskQueue,
 		Namespace:      cfg.TemporalNamespace,

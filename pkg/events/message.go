@@ -58,6 +58,8 @@ type Message struct {
 	WriteKey string
 	// Raw is the record exactly as received.
 	Raw json.RawMessage
+	// Index is the record's position in its batch, -1 for a single call.
+	Index int
 }
 
 // NameOrEvent is the label of the message on a timeline: the event name of a
@@ -176,14 +178,20 @@ func ParseBatch(body []byte, receivedAt time.Time) (msgs []Message, rejected []R
 	return msgs, rejected, b.WriteKey, nil
 }
 
+// ParseRecord parses one stored record again (a quarantine replay): typ is
+// the call type of a single call, "" for a batch item that names its own.
+func ParseRecord(raw []byte, typ string, receivedAt time.Time) (Message, error) {
+	return parseItem(raw, typ, envelope{}, receivedAt, -1)
+}
+
 func parseItem(raw []byte, typ string, env envelope, receivedAt time.Time, index int) (Message, error) {
 	bad := func(field, reason string) error {
 		return &Error{Index: index, Field: field, Reason: reason, Status: 400}
 	}
 	var w wire
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if err := dec.Decode(&w); err != nil {
+	// Numbers decode as float64, what rules and computed traits compare
+	// against; Raw keeps the exact digits as sent.
+	if err := json.Unmarshal(raw, &w); err != nil {
 		return Message{}, bad("(record)", "is not a valid JSON object: "+err.Error())
 	}
 	if typ != "" && w.Type != "" && w.Type != typ {
@@ -210,6 +218,7 @@ func parseItem(raw []byte, typ string, env envelope, receivedAt time.Time, index
 		WriteKey:     w.WriteKey,
 		ReceivedAt:   receivedAt.UTC().Truncate(time.Microsecond), // PostgreSQL's precision
 		Raw:          json.RawMessage(raw),
+		Index:        index,
 	}
 	var err error
 	ids := []struct {

@@ -67,6 +67,8 @@ type recordKeys struct {
 
 // Rejection is a record refused at the door, to keep with its reason.
 type Rejection struct {
+	// CallType is the endpoint's type for a single call, "" for a batch item.
+	CallType   string
 	Field      string
 	Reason     string
 	Raw        []byte
@@ -78,28 +80,36 @@ type Rejection struct {
 // transaction for a deadlock or a serialisation failure.
 func (s *Store) Ingest(ctx context.Context, o Origin, msgs []events.Message, rejects []Rejection) (Result, error) {
 	var res Result
-	var err error
-	for attempt := 0; attempt < 10; attempt++ {
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		res = Result{}
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if err := insertRejects(ctx, tx, o, rejects); err != nil {
-				return err
-			}
-			if len(msgs) == 0 {
-				return nil
-			}
-			var err error
-			res, err = ingestTx(ctx, tx, o, msgs)
+		if err := insertRejects(ctx, tx, o, rejects); err != nil {
 			return err
-		})
-		if !retryable(err) {
-			break
 		}
-	}
+		if len(msgs) == 0 {
+			return nil
+		}
+		var err error
+		res, err = ingestTx(ctx, tx, o, msgs)
+		return err
+	})
 	if err != nil {
 		return res, fmt.Errorf("ingest %d records: %w", len(msgs), err)
 	}
 	return res, nil
+}
+
+// inTx runs fn in a transaction, again when PostgreSQL aborts it for a
+// deadlock or serialisation failure, or when a profile it resolved to was
+// merged or erased meanwhile.
+func (s *Store) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		err = pgx.BeginFunc(ctx, s.pool, fn)
+		if !retryable(err) {
+			return err
+		}
+	}
+	return err
 }
 
 func insertRejects(ctx context.Context, tx pgx.Tx, o Origin, rejects []Rejection) error {
@@ -107,14 +117,15 @@ func insertRejects(ctx context.Context, tx pgx.Tx, o Origin, rejects []Rejection
 		return nil
 	}
 	n := len(rejects)
-	fields, reasons, raws, at := make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n)
+	fields, reasons, raws, at, callTypes := make([]string, n), make([]string, n), make([]string, n), make([]time.Time, n), make([]*string, n)
 	for i, r := range rejects {
+		callTypes[i] = nullable(r.CallType)
 		fields[i], reasons[i], raws[i], at[i] = r.Field, r.Reason, strings.ReplaceAll(strings.ToValidUTF8(string(r.Raw), "\uFFFD"), "\x00", "\uFFFD"), r.ReceivedAt
 	}
 	_, err := tx.Exec(ctx, `
-		INSERT INTO rejected_records (workspace_id, source, key_id, received_at, field, reason, raw)
-		SELECT $1, $2, $3, x.* FROM unnest($4::timestamptz[], $5::text[], $6::text[], $7::text[]) AS x`,
-		o.WorkspaceID, o.Source, o.KeyID, at, fields, reasons, raws)
+		INSERT INTO rejected_records (workspace_id, source, key_id, received_at, field, reason, raw, call_type)
+		SELECT $1, $2, $3, x.* FROM unnest($4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) AS x`,
+		o.WorkspaceID, o.Source, o.KeyID, at, fields, reasons, raws, callTypes)
 	if err != nil {
 		return fmt.Errorf("quarantine %d rejected records: %w", n, err)
 	}
