@@ -7,23 +7,18 @@
 package validation
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 
 	"github.com/expr-lang/expr"
-	"github.com/expr-lang/expr/ast"
-	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/parcours/parcours/pkg/events"
+	"github.com/parcours/parcours/pkg/rules"
 )
 
 // MaxRuleLength caps a rule's source text.
-const MaxRuleLength = 4000
-
-// maxNodes caps a rule's size once parsed, so that no rule is costly to run.
-const maxNodes = 500
+const MaxRuleLength = rules.MaxLength
 
 // Record is what a rule sees of an incoming record. Field names follow the
 // Segment spec, so rules read like the JSON marketers send.
@@ -48,67 +43,15 @@ func RecordOf(m *events.Message, source string) Record {
 	}
 }
 
-// CompileError locates what is wrong in a rule, for the editor to point at.
-type CompileError struct {
-	Line    int    `json:"line"`
-	Column  int    `json:"column"`
-	Message string `json:"message"`
-}
+// CompileError locates what is wrong in a rule.
+type CompileError = rules.Error
 
-func (e *CompileError) Error() string {
-	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Message)
-}
+// vocabulary is what a validation rule may use, for error messages.
+const vocabulary = "type, event, name, userId, anonymousId, properties, traits, context, source"
 
-// Compile checks a rule and returns its program. Non-deterministic built-ins
-// (now, date without a literal) are refused: a rule must give the same answer
-// for the same record, today and on replay.
+// Compile checks a rule and returns its program.
 func Compile(rule string) (*vm.Program, error) {
-	if strings.TrimSpace(rule) == "" {
-		return nil, &CompileError{Line: 1, Column: 1, Message: "the rule is empty; write a condition that is true for records to keep"}
-	}
-	if len(rule) > MaxRuleLength {
-		return nil, &CompileError{Line: 1, Column: 1, Message: fmt.Sprintf("the rule is %d characters long; the limit is %d", len(rule), MaxRuleLength)}
-	}
-	prog, err := expr.Compile(rule,
-		expr.Env(Record{}),
-		expr.AsBool(),
-		expr.MaxNodes(maxNodes),
-		expr.DisableBuiltin("now"),
-		expr.DisableBuiltin("date"),
-		expr.DisableBuiltin("duration"),
-	)
-	if err != nil {
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			return nil, &CompileError{Line: fe.Line, Column: fe.Column + 1, Message: humanize(fe.Message)}
-		}
-		return nil, &CompileError{Line: 1, Column: 1, Message: err.Error()}
-	}
-	// Values of properties and traits are untyped, so `properties.total * 2`
-	// passes the type check; a rule whose top is arithmetic or a non-boolean
-	// literal can never be a condition.
-	switch n := prog.Node().(type) {
-	case *ast.BinaryNode:
-		switch n.Operator {
-		case "+", "-", "*", "/", "%", "**", "^", "??":
-			line, col := position(rule, n.Location().From)
-			return nil, &CompileError{Line: line, Column: col, Message: "the rule must be a condition (true or false), e.g. properties.total > 0; this one computes a value with " + n.Operator}
-		}
-	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.NilNode, *ast.ArrayNode, *ast.MapNode:
-		return nil, &CompileError{Line: 1, Column: 1, Message: "the rule must be a condition (true or false), e.g. properties.total > 0"}
-	}
-	return prog, nil
-}
-
-// humanize rewords expr's most common messages for marketers.
-func humanize(msg string) string {
-	switch {
-	case strings.Contains(msg, "expected bool"):
-		return "the rule must be a condition (true or false), e.g. properties.total > 0; " + msg
-	case strings.HasPrefix(msg, "unknown name"):
-		return msg + " (a rule can use type, event, name, userId, anonymousId, properties, traits, context, source)"
-	}
-	return msg
+	return rules.Compile(rule, Record{}, vocabulary)
 }
 
 // Rule is a compiled rule.
@@ -158,20 +101,4 @@ func NewRule(name, source, text string) (Rule, error) {
 		return Rule{}, err
 	}
 	return Rule{Name: name, Source: source, Text: text, program: prog}, nil
-}
-
-// position turns a byte offset of src into a 1-based line and column.
-func position(src string, offset int) (line, col int) {
-	line, col = 1, 1
-	for i, r := range src {
-		if i >= offset {
-			break
-		}
-		if r == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return line, col
 }

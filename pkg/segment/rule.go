@@ -1,0 +1,347 @@
+// Package segment evaluates segment rules: expr-lang conditions over a
+// profile and its behaviour, compiled once at save time against the typed
+// Env, with the dependencies (event names, windows, traits, other segments)
+// read from the compiled AST so that a record only re-evaluates the segments
+// it can change.
+//
+// Evaluation is pure: the evaluation time is an input, never time.Now, so a
+// result is reproducible and usable from workflow code.
+package segment
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/parcours/parcours/pkg/rules"
+)
+
+// NeverDays is what days_since answers for a time that never happened (a
+// profile that never ordered has days_since(profile.last_order_at) >= any window).
+const NeverDays = 1e6
+
+// Profile is what a rule sees as `profile`.
+type Profile struct {
+	ID         string              `expr:"id"`
+	State      string              `expr:"state"`
+	Traits     map[string]any      `expr:"traits"`
+	Identities map[string][]string `expr:"identities"`
+	Consents   map[string]bool     `expr:"consents"`
+
+	EventCount    int        `expr:"event_count"`
+	PageViews     int        `expr:"page_views"`
+	ScreenViews   int        `expr:"screen_views"`
+	Sessions      int        `expr:"sessions"`
+	OrderCount    int        `expr:"order_count"`
+	TotalRevenue  float64    `expr:"total_revenue"`
+	AvgOrderValue float64    `expr:"average_order_value"`
+	LastOrderAt   *time.Time `expr:"last_order_at"`
+	FirstSeenAt   *time.Time `expr:"first_seen_at"`
+	LastSeenAt    *time.Time `expr:"last_seen_at"`
+	Sources       []string   `expr:"sources"`
+	Channels      []string   `expr:"channels"`
+}
+
+// Event is one behavioural record a rule's functions look at.
+type Event struct {
+	Name       string
+	At         time.Time
+	Properties map[string]any
+}
+
+// Env is the typed environment of a segment rule. The functions are fields
+// so that each evaluation binds them to one profile's data and one time.
+type Env struct {
+	Profile Profile `expr:"profile"`
+	// count("Order Completed", "30d"): how many such events in the window.
+	Count func(event, window string) int `expr:"count"`
+	// sum("Order Completed", "total", "90d"): the sum of a numeric property in the window.
+	Sum func(event, property, window string) float64 `expr:"sum"`
+	// performed("Cart Updated", "2h"): at least one such event in the window.
+	Performed func(event, window string) bool `expr:"performed"`
+	// last("Page Viewed"): {properties, timestamp, days_ago} of the latest such event, or nil.
+	Last func(event string) map[string]any `expr:"last"`
+	// days_since(profile.last_order_at): days from a time to the evaluation time (NeverDays for none).
+	DaysSince func(t any) float64 `expr:"days_since"`
+	// in_segment("vip"): membership in another segment, by slug.
+	InSegment func(slug string) bool `expr:"in_segment"`
+	// consented("email"): the profile consented to the channel.
+	Consented func(channel string) bool `expr:"consented"`
+}
+
+// Data is what evaluation needs of one profile.
+type Data struct {
+	Profile Profile
+	// Events holds the profile's events of the names the rules depend on,
+	// within their longest window, in any order.
+	Events []Event
+	// Segments holds the slugs of the segments the profile is in.
+	Segments map[string]bool
+}
+
+// vocabulary is what a segment rule may use, for error messages.
+const vocabulary = "profile (traits, state, identities, consents, computed traits such as order_count), count, sum, performed, last, days_since, in_segment, consented"
+
+// Deps is what a rule depends on, read from its AST.
+type Deps struct {
+	// Events are the event names the behavioural functions read.
+	Events []string `json:"events"`
+	// MaxWindow is the longest window they read; 0 means all time.
+	MaxWindow time.Duration `json:"max_window"`
+	// AllTime is true when a function reads all history (last, or the "all" window).
+	AllTime bool `json:"all_time"`
+	// Traits is true when the rule reads profile traits, identities or consents.
+	Traits bool `json:"traits"`
+	// Computed is true when the rule reads computed traits, which any event can change.
+	Computed bool `json:"computed"`
+	// Segments are the slugs in_segment reads.
+	Segments []string `json:"segments"`
+	// TimeWindows is true when the rule's answer can change with time alone
+	// (windows, days_since): the scheduled recompute must visit it.
+	TimeWindows bool `json:"time_windows"`
+}
+
+// Rule is a compiled segment rule.
+type Rule struct {
+	Source  string
+	Deps    Deps
+	program *vm.Program
+}
+
+// Compile checks a segment rule and reads its dependencies. Errors are
+// *rules.Error with a line and column.
+func Compile(src string) (*Rule, error) {
+	prog, err := rules.Compile(src, Env{}, vocabulary)
+	if err != nil {
+		return nil, err
+	}
+	r := &Rule{Source: src, program: prog}
+	v := &depVisitor{src: src, deps: &r.Deps}
+	node := prog.Node()
+	ast.Walk(&node, v)
+	if v.err != nil {
+		return nil, v.err
+	}
+	slices.Sort(r.Deps.Events)
+	r.Deps.Events = slices.Compact(r.Deps.Events)
+	slices.Sort(r.Deps.Segments)
+	r.Deps.Segments = slices.Compact(r.Deps.Segments)
+	return r, nil
+}
+
+type depVisitor struct {
+	src  string
+	deps *Deps
+	err  error
+}
+
+func (v *depVisitor) Visit(node *ast.Node) {
+	if v.err != nil {
+		return
+	}
+	switch n := (*node).(type) {
+	case *ast.MemberNode:
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "profile" {
+			if p, ok := n.Property.(*ast.StringNode); ok {
+				switch p.Value {
+				case "traits", "identities", "consents", "id":
+					v.deps.Traits = true
+				default:
+					v.deps.Computed = true
+				}
+			}
+		}
+	case *ast.CallNode:
+		id, ok := n.Callee.(*ast.IdentifierNode)
+		if !ok {
+			return
+		}
+		literal := func(i int, what string) (string, bool) {
+			if i >= len(n.Arguments) {
+				return "", false
+			}
+			s, ok := n.Arguments[i].(*ast.StringNode)
+			if !ok {
+				v.err = rules.ErrorAt(v.src, n.Arguments[i], fmt.Sprintf("%s: write the %s in quotes, e.g. \"Order Completed\"", id.Value, what))
+				return "", false
+			}
+			return s.Value, true
+		}
+		window := func(i int) {
+			w, ok := literal(i, "window")
+			if !ok {
+				return
+			}
+			d, err := ParseWindow(w)
+			if err != nil {
+				v.err = rules.ErrorAt(v.src, n.Arguments[i], err.Error())
+				return
+			}
+			v.deps.TimeWindows = true
+			if d == 0 {
+				v.deps.AllTime = true
+			} else if d > v.deps.MaxWindow {
+				v.deps.MaxWindow = d
+			}
+		}
+		switch id.Value {
+		case "count", "performed":
+			if name, ok := literal(0, "event name"); ok {
+				v.deps.Events = append(v.deps.Events, name)
+				window(1)
+			}
+		case "sum":
+			if name, ok := literal(0, "event name"); ok {
+				v.deps.Events = append(v.deps.Events, name)
+				if _, ok := literal(1, "property name"); ok {
+					window(2)
+				}
+			}
+		case "last":
+			if name, ok := literal(0, "event name"); ok {
+				v.deps.Events = append(v.deps.Events, name)
+				v.deps.AllTime = true
+				v.deps.TimeWindows = true // days_ago changes with time
+			}
+		case "days_since":
+			v.deps.TimeWindows = true
+		case "in_segment":
+			if slug, ok := literal(0, "segment slug"); ok {
+				v.deps.Segments = append(v.deps.Segments, slug)
+			}
+		case "consented":
+			v.deps.Traits = true
+		}
+	}
+}
+
+// ParseWindow reads a window such as 30m, 2h, 30d, 4w; "all" (or "") means
+// all history and returns 0.
+func ParseWindow(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" || s == "all" {
+		return 0, nil
+	}
+	unit := s[len(s)-1]
+	n, err := strconv.Atoi(s[:len(s)-1])
+	mult := map[byte]time.Duration{'m': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[unit]
+	if err != nil || n <= 0 || mult == 0 || n > 100000 {
+		return 0, fmt.Errorf("window %q is not a duration such as 30m, 2h, 30d, 4w or \"all\"", s)
+	}
+	return time.Duration(n) * mult, nil
+}
+
+// Evaluate runs the rule for one profile at time now.
+func (r *Rule) Evaluate(d *Data, now time.Time) (bool, error) {
+	out, err := expr.Run(r.program, Bind(d, now))
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
+// Bind builds the environment of one profile at time now.
+func Bind(d *Data, now time.Time) Env {
+	inWindow := func(e *Event, window string) bool {
+		w, err := ParseWindow(window) // validated at compile time
+		if err != nil {
+			return false
+		}
+		return !e.At.After(now) && (w == 0 || e.At.After(now.Add(-w)))
+	}
+	return Env{
+		Profile: d.Profile,
+		Count: func(event, window string) int {
+			n := 0
+			for i := range d.Events {
+				if d.Events[i].Name == event && inWindow(&d.Events[i], window) {
+					n++
+				}
+			}
+			return n
+		},
+		Sum: func(event, property, window string) float64 {
+			total := 0.0
+			for i := range d.Events {
+				e := &d.Events[i]
+				if e.Name == event && inWindow(e, window) {
+					if f, ok := number(e.Properties[property]); ok {
+						total += f
+					}
+				}
+			}
+			return math.Round(total*100) / 100
+		},
+		Performed: func(event, window string) bool {
+			for i := range d.Events {
+				if d.Events[i].Name == event && inWindow(&d.Events[i], window) {
+					return true
+				}
+			}
+			return false
+		},
+		Last: func(event string) map[string]any {
+			var last *Event
+			for i := range d.Events {
+				e := &d.Events[i]
+				if e.Name == event && !e.At.After(now) && (last == nil || e.At.After(last.At)) {
+					last = e
+				}
+			}
+			if last == nil {
+				return nil
+			}
+			return map[string]any{"properties": last.Properties, "timestamp": last.At, "days_ago": now.Sub(last.At).Hours() / 24}
+		},
+		DaysSince: func(t any) float64 { return daysSince(t, now) },
+		InSegment: func(slug string) bool { return d.Segments[slug] },
+		Consented: func(channel string) bool { return d.Profile.Consents[channel] },
+	}
+}
+
+func daysSince(t any, now time.Time) float64 {
+	var at time.Time
+	switch v := t.(type) {
+	case time.Time:
+		at = v
+	case *time.Time:
+		if v == nil {
+			return NeverDays
+		}
+		at = *v
+	case string:
+		p, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil {
+			if p, err = time.Parse("2006-01-02", v); err != nil {
+				return NeverDays
+			}
+		}
+		at = p
+	default:
+		return NeverDays
+	}
+	return now.Sub(at).Hours() / 24
+}
+
+func number(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case string:
+		f, err := strconv.ParseFloat(n, 64)
+		return f, err == nil
+	}
+	return 0, false
+}
