@@ -12,6 +12,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/temporal"
+
+	"github.com/parcours/parcours/pkg/segment"
 )
 
 // Error types workflows may list as non-retryable.
@@ -23,7 +25,8 @@ const (
 // Activities holds the dependencies of every activity. Workflows call its
 // methods through a nil *Activities so that calls stay type-checked.
 type Activities struct {
-	Pool *pgxpool.Pool
+	Pool     *pgxpool.Pool
+	Segments *segment.Store
 }
 
 // CheckWorkspaceInput names the workspace to check.

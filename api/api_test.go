@@ -25,6 +25,7 @@ import (
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/pgtest"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
@@ -58,13 +59,15 @@ func temporalServer(t *testing.T) *temporaltest.TestServer {
 }
 
 type env struct {
-	url    string
-	ws     workspace.Workspace
-	admin  string
-	write  string
-	tc     client.Client
-	server *api.Server
-	pool   *pgxpool.Pool
+	url       string
+	ws        workspace.Workspace
+	admin     string
+	write     string
+	tc        client.Client
+	server    *api.Server
+	pool      *pgxpool.Pool
+	segments  *segment.Store
+	taskQueue string
 }
 
 func newEnv(t *testing.T) *env {
@@ -73,8 +76,9 @@ func newEnv(t *testing.T) *env {
 	pool := pgtest.NewPool(t)
 	ts := temporalServer(t)
 	taskQueue := "test-" + strings.ReplaceAll(t.Name(), "/", "-")
+	segments := segment.NewStore(pool, 0)
 	ts.NewWorker(taskQueue, func(r sdkworker.Registry) {
-		worker.Register(r, &activities.Activities{Pool: pool})
+		worker.Register(r, &activities.Activities{Pool: pool, Segments: segments})
 	})
 	store := workspace.NewStore(pool)
 	ws, keys, _, err := store.Bootstrap(ctx, "default", "Default workspace")
@@ -84,13 +88,14 @@ func newEnv(t *testing.T) *env {
 	s := api.New(api.Deps{
 		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
 		Validation: validation.NewStore(pool, time.Second),
+		Segments:   segments,
 		Temporal:   ts.GetDefaultClient(), TaskQueue: taskQueue,
 		Namespace: ts.GetDefaultNamespace(), TemporalUIURL: "http://localhost:8233",
 		BodyLimit: "1M",
 	})
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	return &env{url: hs.URL, ws: ws, admin: keys[0].Secret, write: keys[1].Secret, tc: ts.GetDefaultClient(), server: s, pool: pool}
+	return &env{url: hs.URL, ws: ws, admin: keys[0].Secret, write: keys[1].Secret, tc: ts.GetDefaultClient(), server: s, pool: pool, segments: segments, taskQueue: taskQueue}
 }
 
 // call sends a request with an optional key and JSON body and decodes the answer.
@@ -329,4 +334,8 @@ func TestMetricsCountRequestsByRoute(t *testing.T) {
 			t.Errorf("/metrics lacks %s", want)
 		}
 	}
+}
+
+func changesOf(profileID string, events ...string) []segment.Change {
+	return []segment.Change{{ProfileID: profileID, Events: events, Types: []string{"page"}}}
 }

@@ -117,6 +117,14 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		// Real-time segments: only those the records can change. The records
+		// are committed already; should this fail, the scheduled sweep
+		// catches up, so it is logged, not returned.
+		if s.Segments != nil {
+			if _, err := s.Segments.Refresh(c.Request().Context(), k.WorkspaceID, res.Changes, time.Now().UTC()); err != nil {
+				s.logger.ErrorContext(c.Request().Context(), "real-time segment update failed", "err", err)
+			}
+		}
 		if typ != "" && len(rejected) > 0 {
 			p := invalid("The record was rejected and kept in quarantine (GET /v1/rejected): "+rejected[0].Err.Reason, fieldErrs...)
 			p.Status, p.Title = http.StatusBadRequest, "Record rejected"

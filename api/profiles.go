@@ -13,6 +13,7 @@ import (
 	"github.com/parcours/parcours/pkg/identity"
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
@@ -132,6 +133,12 @@ func (s *Server) unmergeProfile(c echo.Context) error {
 		return problem(http.StatusConflict, "This merge was already undone.")
 	case err != nil:
 		return err
+	}
+	if s.Segments != nil {
+		changes := []segment.Change{{ProfileID: id, All: true}, {ProfileID: restored, All: true}}
+		if _, err := s.Segments.Refresh(ctx, ws, changes, time.Now().UTC()); err != nil {
+			s.logger.ErrorContext(ctx, "segment update after unmerge failed", "err", err)
+		}
 	}
 	survivor, err := s.Profiles.Get(ctx, ws, id)
 	if err != nil {

@@ -55,6 +55,17 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/profiles/:id/export", workspace.ScopeAdmin, s.exportProfile, false},
 		{http.MethodDelete, "/v1/profiles/:id", workspace.ScopeAdmin, s.eraseProfile, false},
 
+		// Segments: expr rules over profiles, kept current in real time and by schedule.
+		{http.MethodPost, "/v1/segments/preview", workspace.ScopeAdmin, s.previewSegment, false},
+		{http.MethodGet, "/v1/segments", workspace.ScopeAdmin, s.listSegments, false},
+		{http.MethodPost, "/v1/segments", workspace.ScopeAdmin, s.createSegment, false},
+		{http.MethodGet, "/v1/segments/:id", workspace.ScopeAdmin, s.getSegment, false},
+		{http.MethodPatch, "/v1/segments/:id", workspace.ScopeAdmin, s.updateSegment, false},
+		{http.MethodDelete, "/v1/segments/:id", workspace.ScopeAdmin, s.deleteSegment, false},
+		{http.MethodGet, "/v1/segments/:id/members", workspace.ScopeAdmin, s.segmentMembers, false},
+		{http.MethodGet, "/v1/segments/:id/sizes", workspace.ScopeAdmin, s.segmentSizes, false},
+		{http.MethodGet, "/v1/segments/:id/export", workspace.ScopeAdmin, s.exportSegment, false},
+
 		// Workspace and keys
 		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace, false},
 		{http.MethodPatch, "/v1/workspace", workspace.ScopeAdmin, s.updateWorkspace, false},
@@ -64,5 +75,10 @@ func (s *Server) routes() []route {
 
 		// Diagnostics
 		{http.MethodPost, "/v1/diagnostics/ping", workspace.ScopeAdmin, s.ping, false},
+
+		// Bulk import: CSV / NDJSON exports of a CRM, a store, a call centre.
+		{http.MethodPost, "/v1/imports", workspace.ScopeAdmin, s.createImport, false},
+		{http.MethodGet, "/v1/imports", workspace.ScopeAdmin, s.listImports, false},
+		{http.MethodGet, "/v1/imports/:id", workspace.ScopeAdmin, s.getImport, false},
 	}
 }

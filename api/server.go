@@ -21,6 +21,7 @@ import (
 
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 )
@@ -32,6 +33,7 @@ type Deps struct {
 	Ingest     *ingest.Store
 	Profiles   *profile.Store
 	Validation *validation.Store
+	Segments   *segment.Store
 	Temporal   client.Client
 	// TaskQueue the worker polls.
 	TaskQueue string
@@ -57,6 +59,8 @@ type Server struct {
 	metrics *httpMetrics
 	// Registry holds the process's Prometheus metrics, served at /metrics.
 	Registry *prometheus.Registry
+	// imports are the bulk imports running in the background.
+	imports importJobs
 }
 
 // New builds the API with its middleware and route table.
@@ -107,8 +111,10 @@ func New(d Deps) *Server {
 				return err
 			},
 		}),
-		middleware.BodyLimit(d.BodyLimit),
-		middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: d.RequestTimeout}),
+		// Bulk import uploads are capped by their handler (MaxImportBytes), and
+		// may take longer than a request's deadline to arrive.
+		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: d.BodyLimit, Skipper: isImportUpload}),
+		middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: d.RequestTimeout, Skipper: isImportUpload}),
 	)
 	for _, r := range s.routes() {
 		h := r.handler

@@ -4,12 +4,15 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	enumspb "go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/operatorservice/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -21,6 +24,7 @@ import (
 // what they run is what production registers.
 func Register(r sdkworker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: workflows.PingWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.SegmentRecompute, workflow.RegisterOptions{Name: workflows.SegmentRecomputeWorkflow})
 	r.RegisterActivity(acts)
 }
 
@@ -63,5 +67,27 @@ func EnsureSearchAttributes(ctx context.Context, c client.Client, namespace stri
 		return fmt.Errorf("add search attributes to namespace %s: %w", namespace, err)
 	}
 	logger.Info("registered Temporal search attributes", "namespace", namespace, "count", len(missing))
+	return nil
+}
+
+// EnsureSegmentSchedule creates, once, the Temporal Schedule that sweeps
+// time-window segments every interval (visible under Schedules in the
+// Temporal UI). An existing schedule is left as it is.
+func EnsureSegmentSchedule(ctx context.Context, c client.Client, taskQueue string, interval time.Duration) error {
+	_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
+		ID:   workflows.SegmentScheduleID,
+		Spec: client.ScheduleSpec{Intervals: []client.ScheduleIntervalSpec{{Every: interval}}},
+		Action: &client.ScheduleWorkflowAction{
+			ID:        "segment-sweep",
+			Workflow:  workflows.SegmentRecomputeWorkflow,
+			Args:      []any{workflows.SegmentRecomputeInput{TimeOnly: true}},
+			TaskQueue: taskQueue,
+		},
+		// A sweep still running when the next is due: skip the next.
+		Overlap: enumspb.SCHEDULE_OVERLAP_POLICY_SKIP,
+	})
+	if err != nil && !errors.Is(err, temporal.ErrScheduleAlreadyRunning) {
+		return fmt.Errorf("create segment schedule: %w", err)
+	}
 	return nil
 }

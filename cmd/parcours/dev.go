@@ -16,6 +16,7 @@ import (
 	"github.com/parcours/parcours/migrations"
 	"github.com/parcours/parcours/pkg/config"
 	"github.com/parcours/parcours/pkg/devserver"
+	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
 )
@@ -87,6 +88,9 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if err := worker.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, logger); err != nil {
 		return err
 	}
+	if err := worker.EnsureSegmentSchedule(ctx, tc, cfg.TaskQueue, cfg.SegmentSweep); err != nil {
+		return err
+	}
 
 	// 3. The default workspace and its first keys.
 	ws, keys, created, err := workspace.NewStore(pool).Bootstrap(ctx, "default", "Default workspace")
@@ -101,7 +105,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	}
 
 	// 4. Worker and API.
-	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool})
+	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second)})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

@@ -4,6 +4,7 @@
 //	parcours api       the HTTP API only, against an existing Temporal cluster
 //	parcours worker    the Temporal worker only
 //	parcours migrate   up | down | status of the database schema
+//	parcours import    upload a CSV / NDJSON export to the API and follow its import
 //	parcours version   print the version
 package main
 
@@ -37,6 +38,7 @@ Commands:
   api       run the HTTP API (needs TEMPORAL_ADDRESS and DATABASE_URL)
   worker    run the Temporal worker (needs TEMPORAL_ADDRESS and DATABASE_URL)
   migrate   up | down | status: manage the database schema
+  import    FILE --mapping mapping.json: bulk-import a CSV / NDJSON export through the API
   version   print the version
 
 Configuration comes from environment variables; see README.md.
@@ -73,6 +75,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runWorker(ctx, cfg, args[1:], stderr)
 	case "migrate":
 		return runMigrate(ctx, cfg, args[1:], stdout)
+	case "import":
+		return runImport(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "parcours", version)
 		return nil

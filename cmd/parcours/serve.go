@@ -19,6 +19,7 @@ import (
 	"github.com/parcours/parcours/pkg/config"
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
@@ -47,6 +48,7 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		Ingest:         ingest.NewStore(pool),
 		Profiles:       profile.NewStore(pool),
 		Validation:     validation.NewStore(pool, 5*time.Second),
+		Segments:       segment.NewStore(pool, 5*time.Second),
 		Temporal:       tc,
 		TaskQueue:      cfg.TaskQueue,
 		Namespace:      cfg.TemporalNamespace,
@@ -138,7 +140,10 @@ func runWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 	if err := worker.EnsureSearchAttributes(ctx, tc, cfg.TemporalNamespace, logger); err != nil {
 		return err
 	}
-	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool})
+	if err := worker.EnsureSegmentSchedule(ctx, tc, cfg.TaskQueue, cfg.SegmentSweep); err != nil {
+		return err
+	}
+	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second)})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

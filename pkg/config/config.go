@@ -33,6 +33,7 @@ var Vars = []Var{
 	{"PARCOURS_TEMPORAL_UI_PORT", "8233", "Port of the embedded Temporal Web UI (`parcours dev` only); 0 disables it."},
 	{"PARCOURS_TEMPORAL_UI_URL", "(dev: http://localhost:8233)", "Public URL of the Temporal Web UI, used to link runs from the API and console."},
 	{"PARCOURS_TASK_QUEUE", "parcours", "Temporal task queue shared by the API (which starts workflows) and the worker."},
+	{"PARCOURS_SEGMENT_SWEEP", "15m", "How often the Temporal Schedule re-evaluates segments whose rules use time windows (count(..., \"30d\"), days_since, ...)."},
 	{"PARCOURS_BODY_LIMIT", "1M", "Largest request body the API accepts (Echo size syntax: 512K, 1M, ...)."},
 	{"PARCOURS_REQUEST_TIMEOUT", "30s", "Deadline of one API request."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
@@ -50,6 +51,7 @@ type Config struct {
 	TemporalUIPort    int
 	TemporalUIURL     string
 	TaskQueue         string
+	SegmentSweep      time.Duration
 	BodyLimit         string
 	RequestTimeout    time.Duration
 	LogLevel          slog.Level
@@ -87,8 +89,14 @@ func Load(getenv func(string) string) (Config, error) {
 		BodyLimit:         get("PARCOURS_BODY_LIMIT", "1M"),
 		LogFormat:         get("LOG_FORMAT", "text"),
 	}
+	var err error
+	sweep := get("PARCOURS_SEGMENT_SWEEP", "15m")
+	if c.SegmentSweep, err = time.ParseDuration(sweep); err != nil || c.SegmentSweep < time.Minute {
+		errs = append(errs, fmt.Sprintf("PARCOURS_SEGMENT_SWEEP=%q is not a duration of at least 1m, such as 15m", sweep))
+	}
 	timeout := get("PARCOURS_REQUEST_TIMEOUT", "30s")
-	d, err := time.ParseDuration(timeout)
+	d, err2 := time.ParseDuration(timeout)
+	err = err2
 	if err != nil || d <= 0 {
 		errs = append(errs, fmt.Sprintf("PARCOURS_REQUEST_TIMEOUT=%q is not a positive duration such as 30s", timeout))
 	}

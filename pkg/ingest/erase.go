@@ -94,6 +94,11 @@ func (s *Store) Erase(ctx context.Context, workspaceID, profileID, keyID string)
 		batch := &pgx.Batch{}
 		batch.Queue(`DELETE FROM profile_merges WHERE workspace_id = $1 AND (survivor_id = ANY($2::uuid[]) OR merged_id = ANY($2::uuid[]))`, workspaceID, family)
 		batch.Queue(`DELETE FROM identity_conflicts WHERE workspace_id = $1 AND profile_ids && $2::uuid[]`, workspaceID, family)
+		batch.Queue(`
+			WITH gone AS (DELETE FROM segment_memberships WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[]) RETURNING segment_id, exited_at)
+			UPDATE segments s SET size = s.size - x.n FROM (SELECT segment_id, count(*) n FROM gone WHERE exited_at IS NULL GROUP BY segment_id) x
+			WHERE s.workspace_id = $1 AND s.id = x.segment_id`, workspaceID, family)
+		batch.Queue(`DELETE FROM segment_events WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
 		batch.Queue(`DELETE FROM profiles WHERE workspace_id = $1 AND id = ANY($2::uuid[])`, workspaceID, family)
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return fmt.Errorf("delete profile: %w", err)

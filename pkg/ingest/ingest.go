@@ -26,6 +26,7 @@ import (
 	"github.com/parcours/parcours/pkg/events"
 	"github.com/parcours/parcours/pkg/identity"
 	"github.com/parcours/parcours/pkg/profile"
+	"github.com/parcours/parcours/pkg/segment"
 )
 
 // Store writes records and profiles.
@@ -57,6 +58,9 @@ type Result struct {
 	// Suppressed counts records dropped because they carry an identifier of
 	// an erased person.
 	Suppressed int
+	// Changes says, per profile, what the call changed (for segment
+	// re-evaluation), profiles merged away included.
+	Changes []segment.Change
 }
 
 // recordKeys is a record with the identifiers it carries.
@@ -322,7 +326,47 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		WHERE e.workspace_id = $1 AND e.id = x.id`, o.WorkspaceID, evIDs, evProfiles); err != nil {
 		return res, fmt.Errorf("link events to profiles: %w", err)
 	}
+	res.Changes = changes(fresh, eventProfile, profiles)
 	return res, saveProfiles(ctx, tx, o.WorkspaceID, profiles)
+}
+
+// changes summarises, per profile, the records a call brought.
+func changes(fresh []*events.Message, eventProfile []string, profiles map[string]*profileState) []segment.Change {
+	byProfile := map[string]*segment.Change{}
+	var order []string
+	get := func(id string) *segment.Change {
+		c, ok := byProfile[id]
+		if !ok {
+			c = &segment.Change{ProfileID: id}
+			byProfile[id] = c
+			order = append(order, id)
+		}
+		return c
+	}
+	for i, m := range fresh {
+		c := get(eventProfile[i])
+		if name := m.NameOrEvent(); !slices.Contains(c.Events, name) {
+			c.Events = append(c.Events, name)
+		}
+		if !slices.Contains(c.Types, m.Type) {
+			c.Types = append(c.Types, m.Type)
+		}
+		if m.Type == events.TypeIdentify || len(m.ContextTraits()) > 0 || m.Type == events.TypeAlias {
+			c.Traits = true
+		}
+	}
+	for id, st := range profiles {
+		if st.mergedInto != "" {
+			get(id).Gone = true
+			get(st.mergedInto).Traits = true // it gained identities and traits
+		}
+	}
+	slices.Sort(order)
+	out := make([]segment.Change, 0, len(order))
+	for _, id := range order {
+		out = append(out, *byProfile[id])
+	}
+	return out
 }
 
 func loadSettings(ctx context.Context, tx pgx.Tx, workspaceID string) (identity.Settings, error) {

@@ -20,6 +20,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/rules"
 )
 
@@ -84,6 +85,9 @@ type Data struct {
 	Events []Event
 	// Segments holds the slugs of the segments the profile is in.
 	Segments map[string]bool
+	// changedAt holds, per segment slug, when the profile last entered or
+	// left it: an evaluation as of an earlier time must not override it.
+	changedAt map[string]time.Time
 }
 
 // vocabulary is what a segment rule may use, for error messages.
@@ -99,7 +103,10 @@ type Deps struct {
 	AllTime bool `json:"all_time"`
 	// Traits is true when the rule reads profile traits, identities or consents.
 	Traits bool `json:"traits"`
-	// Computed is true when the rule reads computed traits, which any event can change.
+	// Types are record types whose every record matters (page for page_views).
+	Types []string `json:"types,omitempty"`
+	// Computed is true when the rule reads computed traits that any record
+	// changes (event_count, sessions, last_seen_at, sources, ...).
 	Computed bool `json:"computed"`
 	// Segments are the slugs in_segment reads.
 	Segments []string `json:"segments"`
@@ -131,6 +138,8 @@ func Compile(src string) (*Rule, error) {
 	}
 	slices.Sort(r.Deps.Events)
 	r.Deps.Events = slices.Compact(r.Deps.Events)
+	slices.Sort(r.Deps.Types)
+	r.Deps.Types = slices.Compact(r.Deps.Types)
 	slices.Sort(r.Deps.Segments)
 	r.Deps.Segments = slices.Compact(r.Deps.Segments)
 	return r, nil
@@ -153,7 +162,13 @@ func (v *depVisitor) Visit(node *ast.Node) {
 				switch p.Value {
 				case "traits", "identities", "consents", "id":
 					v.deps.Traits = true
-				default:
+				case "order_count", "total_revenue", "average_order_value", "last_order_at":
+					v.deps.Events = append(v.deps.Events, profile.OrderEvent) // only orders change them
+				case "page_views":
+					v.deps.Types = append(v.deps.Types, "page")
+				case "screen_views":
+					v.deps.Types = append(v.deps.Types, "screen")
+				default: // event_count, sessions, seen times, sources, channels, state: any record
 					v.deps.Computed = true
 				}
 			}

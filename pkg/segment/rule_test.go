@@ -144,7 +144,7 @@ func TestDependenciesComeFromTheAST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(r.Deps.Events) != 0 || !r.Deps.Computed || r.Deps.TimeWindows {
+	if strings.Join(r.Deps.Events, ",") != "Order Completed" || r.Deps.Computed || r.Deps.TimeWindows {
 		t.Fatalf("deps %+v", r.Deps)
 	}
 }

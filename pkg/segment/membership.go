@@ -1,0 +1,353 @@
+package segment
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Change says what happened to a profile, so that only the segments it can
+// affect are evaluated again.
+type Change struct {
+	ProfileID string
+	// Events are the names of the records the profile received.
+	Events []string
+	// Types are the types of those records (track, page, identify, ...).
+	Types []string
+	// Traits is true when its traits or identities changed.
+	Traits bool
+	// Gone is true when the profile was merged into another or erased: it
+	// leaves every segment.
+	Gone bool
+	// All asks for every segment to be evaluated (e.g. after an unmerge).
+	All bool
+}
+
+// Transitions counts what an evaluation did.
+type Transitions struct {
+	Profiles  int `json:"profiles"`
+	Evaluated int `json:"evaluated"` // (profile, segment) pairs evaluated
+	Entered   int `json:"entered"`
+	Exited    int `json:"exited"`
+}
+
+func (t *Transitions) add(o Transitions) {
+	t.Profiles += o.Profiles
+	t.Evaluated += o.Evaluated
+	t.Entered += o.Entered
+	t.Exited += o.Exited
+}
+
+// relevant picks the segments a change can affect: those reading one of its
+// events, its traits, computed traits (any record changes them), or a
+// segment picked before (segments are ordered by in_segment dependencies).
+func relevant(segs []*compiled, events, types []string, traits bool) []*compiled {
+	picked := map[string]bool{}
+	var out []*compiled
+	for _, c := range segs {
+		d := c.rule.Deps
+		hit := d.Computed || (traits && d.Traits)
+		for _, e := range d.Events {
+			hit = hit || slices.Contains(events, e)
+		}
+		for _, ty := range d.Types {
+			hit = hit || slices.Contains(types, ty)
+		}
+		for _, ref := range d.Segments {
+			hit = hit || picked[ref]
+		}
+		if hit {
+			picked[c.Slug] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Refresh re-evaluates, at time now, the segments the changes can affect,
+// for the changed profiles, and records every transition exactly once.
+func (s *Store) Refresh(ctx context.Context, workspaceID string, changes []Change, now time.Time) (Transitions, error) {
+	var total Transitions
+	if len(changes) == 0 {
+		return total, nil
+	}
+	segs, err := s.compiledSet(ctx, workspaceID)
+	if err != nil || len(segs) == 0 {
+		return total, err
+	}
+	var gone, live []string
+	var names, types []string
+	traits, all := false, false
+	for _, c := range changes {
+		all = all || c.All
+		if c.Gone {
+			gone = append(gone, c.ProfileID)
+			continue
+		}
+		live = append(live, c.ProfileID)
+		names = append(names, c.Events...)
+		types = append(types, c.Types...)
+		traits = traits || c.Traits
+	}
+	if len(gone) > 0 {
+		t, err := s.exitAll(ctx, workspaceID, gone, now)
+		if err != nil {
+			return total, err
+		}
+		total.add(t)
+	}
+	picked := segs
+	if !all {
+		picked = relevant(segs, names, types, traits)
+	}
+	if len(picked) == 0 || len(live) == 0 {
+		return total, nil
+	}
+	t, err := s.apply(ctx, workspaceID, live, picked, now)
+	total.add(t)
+	return total, err
+}
+
+// RecomputeBatch evaluates segments for the next batch of live profiles
+// after the profile id `after` (keyset order), and returns the id to resume
+// from ("" when done). timeOnly restricts it to segments whose answer can
+// change with time alone (the scheduled sweep); otherwise every segment.
+// It is idempotent: running a batch twice records no transition twice.
+func (s *Store) RecomputeBatch(ctx context.Context, workspaceID, after string, limit int, now time.Time, timeOnly bool) (string, Transitions, error) {
+	segs, err := s.compiledSet(ctx, workspaceID)
+	if err != nil || len(segs) == 0 {
+		return "", Transitions{}, err
+	}
+	if timeOnly {
+		picked := map[string]bool{}
+		var keep []*compiled
+		for _, c := range segs {
+			hit := c.rule.Deps.TimeWindows
+			for _, ref := range c.rule.Deps.Segments {
+				hit = hit || picked[ref]
+			}
+			if hit {
+				picked[c.Slug] = true
+				keep = append(keep, c)
+			}
+		}
+		if segs = keep; len(segs) == 0 {
+			return "", Transitions{}, nil
+		}
+	}
+	if after == "" {
+		after = "00000000-0000-0000-0000-000000000000"
+	}
+	rows, err := s.pool.Query(ctx, `SELECT id::text FROM profiles WHERE workspace_id = $1 AND merged_into IS NULL AND id > $2::uuid ORDER BY id LIMIT $3`,
+		workspaceID, after, limit)
+	if err != nil {
+		return "", Transitions{}, fmt.Errorf("list profiles: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil || len(ids) == 0 {
+		return "", Transitions{}, err
+	}
+	t, err := s.apply(ctx, workspaceID, ids, segs, now)
+	if err != nil {
+		return "", t, err
+	}
+	next := ""
+	if len(ids) == limit {
+		next = ids[len(ids)-1]
+	}
+	return next, t, nil
+}
+
+// FinishRecompute records each segment's size after a full sweep.
+func (s *Store) FinishRecompute(ctx context.Context, workspaceID string, now time.Time) error {
+	_, err := s.pool.Exec(ctx, `
+		WITH sizes AS (
+			SELECT s.id, (SELECT count(*) FROM segment_memberships m WHERE m.workspace_id = s.workspace_id AND m.segment_id = s.id AND m.exited_at IS NULL) AS size
+			FROM segments s WHERE s.workspace_id = $1),
+		upd AS (UPDATE segments s SET size = sizes.size, last_computed_at = $2 FROM sizes WHERE s.workspace_id = $1 AND s.id = sizes.id)
+		INSERT INTO segment_sizes (workspace_id, segment_id, at, size) SELECT $1, id, $2, size FROM sizes
+		ON CONFLICT DO NOTHING`, workspaceID, now)
+	if err != nil {
+		return fmt.Errorf("record segment sizes: %w", err)
+	}
+	return nil
+}
+
+// transition is one membership change to record.
+type transition struct {
+	segmentID, profileID string
+	entered              bool
+}
+
+// apply evaluates segs for ids in one transaction, under the profiles' row
+// locks, so that concurrent evaluations of a profile never record the same
+// transition twice.
+func (s *Store) apply(ctx context.Context, workspaceID string, ids []string, segs []*compiled, now time.Time) (Transitions, error) {
+	var t Transitions
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		t = Transitions{}
+		slices.Sort(ids)
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM profiles WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR UPDATE`, workspaceID, ids); err != nil {
+			return fmt.Errorf("lock profiles: %w", err)
+		}
+		names, maxWindow, allTime := needs(segs)
+		data, err := loadData(ctx, tx, workspaceID, ids, names, maxWindow, allTime, now)
+		if err != nil {
+			return err
+		}
+		var changes []transition
+		for _, id := range ids {
+			d := data[id]
+			if d == nil {
+				continue // merged or erased meanwhile
+			}
+			t.Profiles++
+			for _, c := range segs {
+				t.Evaluated++
+				in, err := c.rule.Evaluate(d, now)
+				if err != nil {
+					in = false // e.g. comparing a trait the profile lacks
+				}
+				// An evaluation as of a time before the last recorded change
+				// (a sweep that started earlier) must not undo it.
+				if in != d.Segments[c.Slug] && !d.changedAt[c.Slug].After(now) {
+					changes = append(changes, transition{segmentID: c.ID, profileID: id, entered: in})
+					d.Segments[c.Slug] = in
+				}
+			}
+		}
+		var err2 error
+		t.Entered, t.Exited, err2 = record(ctx, tx, workspaceID, changes, now)
+		return err2
+	})
+	return t, err
+}
+
+// exitAll takes profiles out of every segment (merged away or erased).
+func (s *Store) exitAll(ctx context.Context, workspaceID string, ids []string, now time.Time) (Transitions, error) {
+	var t Transitions
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT segment_id::text, profile_id::text FROM segment_memberships
+			WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[]) AND exited_at IS NULL FOR UPDATE`, workspaceID, ids)
+		if err != nil {
+			return fmt.Errorf("load memberships: %w", err)
+		}
+		var changes []transition
+		for rows.Next() {
+			var tr transition
+			if err := rows.Scan(&tr.segmentID, &tr.profileID); err != nil {
+				rows.Close()
+				return err
+			}
+			changes = append(changes, tr)
+		}
+		rows.Close()
+		_, t.Exited, err = record(ctx, tx, workspaceID, changes, now)
+		return err
+	})
+	return t, err
+}
+
+// record writes transitions: membership rows, one segment event each, and
+// size deltas. The WHERE clauses make a repeated transition a no-op.
+func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transition, now time.Time) (entered, exited int, err error) {
+	if len(changes) == 0 {
+		return 0, 0, nil
+	}
+	var inSeg, inProf, outSeg, outProf []string
+	for _, c := range changes {
+		if c.entered {
+			inSeg, inProf = append(inSeg, c.segmentID), append(inProf, c.profileID)
+		} else {
+			outSeg, outProf = append(outSeg, c.segmentID), append(outProf, c.profileID)
+		}
+	}
+	err = tx.QueryRow(ctx, `
+		WITH ins AS (
+			INSERT INTO segment_memberships AS m (workspace_id, segment_id, profile_id, entered_at)
+			SELECT $1, s::uuid, p::uuid, $4 FROM unnest($2::text[], $3::text[]) AS x(s, p)
+			ON CONFLICT (workspace_id, segment_id, profile_id) DO UPDATE SET entered_at = excluded.entered_at, exited_at = NULL
+			WHERE m.exited_at IS NOT NULL
+			RETURNING segment_id, profile_id),
+		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'entered', $4 FROM ins),
+		sz AS (UPDATE segments s SET size = s.size + x.n FROM (SELECT segment_id, count(*) n FROM ins GROUP BY segment_id) x
+		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
+		SELECT count(*) FROM ins`, workspaceID, inSeg, inProf, now).Scan(&entered)
+	if err != nil {
+		return 0, 0, fmt.Errorf("record segment entries: %w", err)
+	}
+	err = tx.QueryRow(ctx, `
+		WITH outs AS (
+			UPDATE segment_memberships m SET exited_at = $4
+			FROM unnest($2::text[], $3::text[]) AS x(s, p)
+			WHERE m.workspace_id = $1 AND m.segment_id = x.s::uuid AND m.profile_id = x.p::uuid AND m.exited_at IS NULL
+			RETURNING m.segment_id, m.profile_id),
+		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'exited', $4 FROM outs),
+		sz AS (UPDATE segments s SET size = s.size - x.n FROM (SELECT segment_id, count(*) n FROM outs GROUP BY segment_id) x
+		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
+		SELECT count(*) FROM outs`, workspaceID, outSeg, outProf, now).Scan(&exited)
+	if err != nil {
+		return 0, 0, fmt.Errorf("record segment exits: %w", err)
+	}
+	return entered, exited, nil
+}
+
+// PreviewResult is what a rule would select now.
+type PreviewResult struct {
+	Count   int      `json:"count"`
+	Scanned int      `json:"scanned"`
+	Sample  []string `json:"sample_profile_ids"`
+}
+
+// Preview evaluates a rule over every live profile of the workspace at time
+// now, without recording anything.
+func (s *Store) Preview(ctx context.Context, workspaceID, src string, now time.Time, sample int) (PreviewResult, error) {
+	var res PreviewResult
+	r, err := s.check(ctx, workspaceID, "", src)
+	if err != nil {
+		return res, err
+	}
+	c := []*compiled{{rule: r}}
+	names, maxWindow, allTime := needs(c)
+	after := "00000000-0000-0000-0000-000000000000"
+	const chunk = 2000
+	for {
+		rows, err := s.pool.Query(ctx, `SELECT id::text FROM profiles WHERE workspace_id = $1 AND merged_into IS NULL AND id > $2::uuid ORDER BY id LIMIT $3`,
+			workspaceID, after, chunk)
+		if err != nil {
+			return res, fmt.Errorf("list profiles: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return res, err
+		}
+		if len(ids) == 0 {
+			return res, nil
+		}
+		data, err := loadData(ctx, s.pool, workspaceID, ids, names, maxWindow, allTime, now)
+		if err != nil {
+			return res, err
+		}
+		for _, id := range ids {
+			d := data[id]
+			if d == nil {
+				continue
+			}
+			res.Scanned++
+			if in, err := r.Evaluate(d, now); err == nil && in {
+				res.Count++
+				if len(res.Sample) < sample {
+					res.Sample = append(res.Sample, id)
+				}
+			}
+		}
+		if len(ids) < chunk {
+			return res, nil
+		}
+		after = ids[len(ids)-1]
+	}
+}
