@@ -263,6 +263,17 @@ func (r *Rule) Evaluate(d *Data, now time.Time) (bool, error) {
 	return b, nil
 }
 
+// Run evaluates the rule against an environment built by Bind (to bind a
+// profile once and run several rules on it).
+func (r *Rule) Run(env Env) (bool, error) {
+	out, err := expr.Run(r.program, env)
+	if err != nil {
+		return false, err
+	}
+	b, _ := out.(bool)
+	return b, nil
+}
+
 // Bind builds the environment of one profile at time now.
 func Bind(d *Data, now time.Time) Env {
 	inWindow := func(e *Event, window string) bool {
