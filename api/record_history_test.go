@@ -1,0 +1,60 @@
+package api_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
+
+	"github.com/parcours/parcours/workflows"
+)
+
+// TestRecordWorkflowHistories writes real histories of Parcours' workflows to
+// workflows/testdata, for the replay test that guards determinism. It runs
+// only when PARCOURS_RECORD_HISTORIES=1: re-record after a deliberate,
+// versioned change of workflow logic.
+func TestRecordWorkflowHistories(t *testing.T) {
+	if os.Getenv("PARCOURS_RECORD_HISTORIES") != "1" {
+		t.Skip("set PARCOURS_RECORD_HISTORIES=1 to re-record workflow histories")
+	}
+	e := newEnv(t)
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Order Completed", "properties": map[string]any{"total": 10}})
+	e.createSegment(t, "buyers", `count("Order Completed", "30d") >= 1`)
+	ctx := context.Background()
+	runs := map[string]client.WorkflowRun{}
+	var err error
+	runs["ping"], err = e.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: e.taskQueue}, workflows.PingWorkflow, workflows.PingInput{WorkspaceID: e.ws.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs["segment_recompute"], err = e.tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{TaskQueue: e.taskQueue}, workflows.SegmentRecomputeWorkflow,
+		workflows.SegmentRecomputeInput{WorkspaceID: e.ws.ID, TimeOnly: true, AsOf: time.Now().Add(40 * 24 * time.Hour)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, run := range runs {
+		if err := run.Get(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		it := e.tc.GetWorkflowHistory(ctx, run.GetID(), run.GetRunID(), false, 0)
+		h := &historypb.History{}
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			h.Events = append(h.Events, ev)
+		}
+		b, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(h)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile("../workflows/testdata/"+name+".json", b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
