@@ -85,6 +85,10 @@ func TestSegmentsStayCurrent(t *testing.T) {
 	if len(e.members(t, carts["id"].(string))) != 0 || len(e.members(t, buyers["id"].(string))) != 1 || len(e.members(t, big["id"].(string))) != 1 {
 		t.Fatal("an order did not move ana between segments")
 	}
+	// The 360 profile lists them.
+	if segs := e.profileBy(t, "userId=ana")["segments"].([]any); len(segs) != 2 || segs[0].(map[string]any)["slug"] != "big-spenders" || segs[1].(map[string]any)["slug"] != "buyers" {
+		t.Fatalf("profile segments %v", segs)
+	}
 	// A page view cannot change an order-based segment: it is not evaluated.
 	before := e.count(t, `SELECT count(*) FROM segment_events WHERE workspace_id = $1`, e.ws.ID)
 	res, err := e.segments.Refresh(context.Background(), e.ws.ID, changesOf(ana, "Home"), time.Now().Add(40*24*time.Hour))

@@ -64,8 +64,16 @@ type Identity struct {
 // View is the 360 view of a profile.
 type View struct {
 	*Profile
-	Identities []Identity `json:"identities"`
-	Merges     []Merge    `json:"merges"`
+	Identities []Identity   `json:"identities"`
+	Merges     []Merge      `json:"merges"`
+	Segments   []Membership `json:"segments"`
+}
+
+// Membership is a segment the profile is in.
+type Membership struct {
+	Slug      string    `json:"slug"`
+	Name      string    `json:"name"`
+	EnteredAt time.Time `json:"entered_at"`
 }
 
 // Merge is one entry of a profile's merge history.
@@ -93,7 +101,7 @@ func (s *Store) Get(ctx context.Context, workspaceID, id string) (*View, error) 
 			id = p.MergedInto
 			continue
 		}
-		v := &View{Profile: p, Identities: []Identity{}, Merges: []Merge{}}
+		v := &View{Profile: p, Identities: []Identity{}, Merges: []Merge{}, Segments: []Membership{}}
 		rows, err := s.pool.Query(ctx, `SELECT type, value, source, created_at FROM identities WHERE workspace_id = $1 AND profile_id = $2 ORDER BY created_at, type, value`, workspaceID, id)
 		if err != nil {
 			return nil, fmt.Errorf("load identities of %s: %w", id, err)
@@ -107,6 +115,15 @@ func (s *Store) Get(ctx context.Context, workspaceID, id string) (*View, error) 
 		}
 		if v.Merges, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Merge]); err != nil {
 			return nil, fmt.Errorf("load merges of %s: %w", id, err)
+		}
+		rows, err = s.pool.Query(ctx, `
+			SELECT s.slug, s.name, m.entered_at FROM segment_memberships m JOIN segments s ON s.workspace_id = m.workspace_id AND s.id = m.segment_id
+			WHERE m.workspace_id = $1 AND m.profile_id = $2 AND m.exited_at IS NULL ORDER BY s.slug`, workspaceID, id)
+		if err != nil {
+			return nil, fmt.Errorf("load segments of %s: %w", id, err)
+		}
+		if v.Segments, err = pgx.CollectRows(rows, pgx.RowToStructByPos[Membership]); err != nil {
+			return nil, fmt.Errorf("load segments of %s: %w", id, err)
 		}
 		return v, nil
 	}
