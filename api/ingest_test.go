@@ -118,8 +118,11 @@ func TestEveryCallTypeIsStoredWithItsAuditTrail(t *testing.T) {
 	if p["id"] != e.profileBy(t, "userId=u1")["id"] {
 		t.Fatal("alias did not join anonymousId a1 and userId u1")
 	}
-	if n := e.count(t, `SELECT count(*) FROM events WHERE workspace_id = $1 AND profile_id = $2`, e.ws.ID, p["id"]); n != 8 {
+	if n := e.count(t, `SELECT count(*) FROM events WHERE workspace_id = $1 AND profile_id = $2 AND source = 'web'`, e.ws.ID, p["id"]); n != 8 {
 		t.Fatalf("profile has %d events, want 8", n)
+	}
+	if n := e.count(t, `SELECT count(*) FROM events WHERE workspace_id = $1 AND profile_id = $2 AND source = 'parcours' AND name = 'Profile Merged'`, e.ws.ID, p["id"]); n != 1 {
+		t.Fatalf("%d Profile Merged events on the timeline, want 1", n)
 	}
 }
 

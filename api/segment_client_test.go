@@ -59,10 +59,10 @@ func TestOfficialSegmentGoLibraryDeliversEveryMessageOnce(t *testing.T) {
 	if rec.ok != 30 || len(rec.failures) > 0 {
 		t.Fatalf("library reports %d delivered, failures %v", rec.ok, rec.failures)
 	}
-	if n := e.count(t, `SELECT count(DISTINCT message_id) FROM events WHERE workspace_id = $1`, e.ws.ID); n != 30 {
+	if n := e.count(t, `SELECT count(DISTINCT message_id) FROM events WHERE workspace_id = $1 AND source = 'web'`, e.ws.ID); n != 30 {
 		t.Fatalf("%d distinct messages stored, want 30", n)
 	}
-	if n := e.count(t, `SELECT count(*) FROM events WHERE workspace_id = $1`, e.ws.ID); n != 30 {
+	if n := e.count(t, `SELECT count(*) FROM events WHERE workspace_id = $1 AND source = 'web'`, e.ws.ID); n != 30 {
 		t.Fatalf("%d rows stored for 30 messages", n)
 	}
 	p := e.profileBy(t, "email=zoe@example.com")

@@ -136,6 +136,14 @@ func insertRejects(ctx context.Context, tx pgx.Tx, o Origin, rejects []Rejection
 	return nil
 }
 
+// Internal events Parcours records itself.
+const (
+	// InternalSource is the source of events Parcours records itself.
+	InternalSource = "parcours"
+	// ProfileMergedEvent is recorded on the survivor of every merge.
+	ProfileMergedEvent = "Profile Merged"
+)
+
 // errStale means a profile this transaction resolved to was merged by a
 // concurrent transaction while this one waited for its lock: start over with
 // fresh identities.
@@ -537,8 +545,17 @@ func mergeInDB(ctx context.Context, tx pgx.Tx, workspaceID, survivor, merged, me
 	batch := &pgx.Batch{}
 	batch.Queue(`UPDATE identities SET profile_id = $3 WHERE workspace_id = $1 AND profile_id = $2`, workspaceID, merged, survivor)
 	batch.Queue(`UPDATE events SET profile_id = $3 WHERE workspace_id = $1 AND profile_id = $2`, workspaceID, merged, survivor)
-	batch.Queue(`INSERT INTO profile_merges (workspace_id, survivor_id, merged_id, message_id, identities) VALUES ($1, $2, $3, $4, $5)`,
-		workspaceID, survivor, merged, messageID, keysJSON)
+	mergeID := uuid.NewString()
+	batch.Queue(`INSERT INTO profile_merges (workspace_id, id, survivor_id, merged_id, message_id, identities) VALUES ($1, $2, $3, $4, $5, $6)`,
+		workspaceID, mergeID, survivor, merged, messageID, keysJSON)
+	// The internal "Profile Merged" event: on the survivor's timeline, for
+	// journeys to reconcile the runs of the two profiles. Internal events
+	// (source "parcours") do not count in computed traits.
+	props, _ := json.Marshal(map[string]string{"merge_id": mergeID, "merged_profile_id": merged, "message_id": messageID})
+	batch.Queue(`
+		INSERT INTO events (workspace_id, key_id, source, message_id, type, name, profile_id, origin_profile_id, timestamp, received_at, properties, raw)
+		VALUES ($1, '00000000-0000-0000-0000-000000000000', $2, $3, 'track', $4, $5, $5, now(), now(), $6, jsonb_build_object('type', 'track', 'event', $4::text, 'properties', $6::jsonb))`,
+		workspaceID, InternalSource, "merge/"+mergeID, ProfileMergedEvent, survivor, props)
 	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 		return fmt.Errorf("merge profile %s into %s: %w", merged, survivor, err)
 	}

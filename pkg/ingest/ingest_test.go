@@ -63,7 +63,7 @@ func (f *fixture) snapshot(t *testing.T) snapshot {
 	rows, err := f.pool.Query(context.Background(), `
 		SELECT p.id::text,
 		       coalesce((SELECT string_agg(type || ':' || value, ',' ORDER BY type, value) FROM identities i WHERE i.workspace_id = p.workspace_id AND i.profile_id = p.id), ''),
-		       coalesce((SELECT string_agg(message_id, ',' ORDER BY message_id) FROM events e WHERE e.workspace_id = p.workspace_id AND e.profile_id = p.id), ''),
+		       coalesce((SELECT string_agg(message_id, ',' ORDER BY message_id) FROM events e WHERE e.workspace_id = p.workspace_id AND e.profile_id = p.id AND e.source <> 'parcours'), ''),
 		       (p.computed->>'event_count')::int
 		FROM profiles p WHERE p.workspace_id = $1 AND p.merged_into IS NULL`, f.origin.WorkspaceID)
 	if err != nil {
@@ -151,7 +151,7 @@ func TestRandomInterleavingsKeepOneProfilePerPerson(t *testing.T) {
 			}
 			ctx := context.Background()
 			var stored, onLive int
-			if err := f.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE p.merged_into IS NULL) FROM events e JOIN profiles p ON p.workspace_id = e.workspace_id AND p.id = e.profile_id WHERE e.workspace_id = $1`, f.origin.WorkspaceID).Scan(&stored, &onLive); err != nil {
+			if err := f.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE p.merged_into IS NULL) FROM events e JOIN profiles p ON p.workspace_id = e.workspace_id AND p.id = e.profile_id WHERE e.workspace_id = $1 AND e.source <> 'parcours'`, f.origin.WorkspaceID).Scan(&stored, &onLive); err != nil {
 				t.Fatal(err)
 			}
 			if stored != len(distinct) || onLive != stored {
@@ -225,6 +225,12 @@ func TestUnmergeRestoresTheEarlierProfiles(t *testing.T) {
 	var survivor, mergeID string
 	if err := f.pool.QueryRow(ctx, `SELECT survivor_id::text, id::text FROM profile_merges WHERE workspace_id = $1`, f.origin.WorkspaceID).Scan(&survivor, &mergeID); err != nil {
 		t.Fatal(err)
+	}
+	// The merge is on the survivor's timeline as an internal event.
+	var mergeEvents int
+	if err := f.pool.QueryRow(ctx, `SELECT count(*) FROM events WHERE workspace_id = $1 AND profile_id = $2 AND name = 'Profile Merged' AND properties->>'merge_id' = $3`,
+		f.origin.WorkspaceID, survivor, mergeID).Scan(&mergeEvents); err != nil || mergeEvents != 1 {
+		t.Fatalf("Profile Merged events: %d %v", mergeEvents, err)
 	}
 	restored, err := f.store.Unmerge(ctx, f.origin.WorkspaceID, survivor, mergeID)
 	if err != nil {

@@ -101,7 +101,7 @@ func rebuild(ctx context.Context, tx pgx.Tx, workspaceID, id string, settings id
 	}
 	rows, err := tx.Query(ctx, `
 		SELECT message_id, type, coalesce(name, ''), source, timestamp, properties, traits, context
-		FROM events WHERE workspace_id = $1 AND profile_id = $2 ORDER BY timestamp, id`, workspaceID, id)
+		FROM events WHERE workspace_id = $1 AND profile_id = $2 AND source <> $3 ORDER BY timestamp, id`, workspaceID, id, InternalSource)
 	if err != nil {
 		return nil, fmt.Errorf("load events of %s: %w", id, err)
 	}
