@@ -30,6 +30,7 @@ const shutdownGrace = 10 * time.Second
 
 // apiServer is a listening API.
 type apiServer struct {
+	api  *api.Server
 	srv  *http.Server
 	ln   net.Listener
 	done chan error
@@ -59,6 +60,7 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		Version:        version,
 	})
 	s := &apiServer{
+		api: a,
 		srv: &http.Server{
 			Handler:           a.Handler(),
 			ReadHeaderTimeout: 10 * time.Second,
@@ -91,7 +93,9 @@ func (s *apiServer) URL() string {
 func (s *apiServer) Shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
 	defer cancel()
-	return s.srv.Shutdown(ctx)
+	err := s.srv.Shutdown(ctx)
+	// Background imports finish or are marked failed (re-running one is safe).
+	return errors.Join(err, s.api.CloseImports(ctx))
 }
 
 func runAPI(ctx context.Context, cfg config.Config, args []string, stderr io.Writer) error {

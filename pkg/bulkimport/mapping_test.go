@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestParseMappingNamesTheFieldAtFault(t *testing.T) {
+func TestImportParseMappingNamesTheFieldAtFault(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name  string
@@ -60,7 +60,7 @@ func TestParseMappingNamesTheFieldAtFault(t *testing.T) {
 	}
 }
 
-func TestFormats(t *testing.T) {
+func TestImportFormats(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name string
@@ -91,7 +91,7 @@ func TestFormats(t *testing.T) {
 	}
 }
 
-func TestIdentifierTraits(t *testing.T) {
+func TestImportIdentifierTraits(t *testing.T) {
 	t.Parallel()
 	m, err := ParseMapping([]byte(`{"columns":{"Email":{"identifier":"email"},"No":{"identifier":"customer_number"},"id":{"identifier":"userId"},"n":{"trait":"name"}}}`))
 	if err != nil {

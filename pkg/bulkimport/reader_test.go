@@ -55,7 +55,7 @@ const contactsMapping = `{"columns":{
 	"vip":      {"trait":"vip","type":"boolean"},
 	"since":    {"trait":"customer_since","type":"time"}}}`
 
-func TestCSVRowsBecomeIdentifyRecords(t *testing.T) {
+func TestImportCSVRowsBecomeIdentifyRecords(t *testing.T) {
 	t.Parallel()
 	file := "\ufeffemail,customer,first,ltv,vip,since\n" +
 		"Ana@Example.com,C-1,Ana,120.5,yes,2024-03-01\n" +
@@ -91,7 +91,7 @@ func TestCSVRowsBecomeIdentifyRecords(t *testing.T) {
 	}
 }
 
-func TestBadRowsAreReportedWithLineAndReason(t *testing.T) {
+func TestImportBadRowsAreReportedWithLineAndReason(t *testing.T) {
 	t.Parallel()
 	file := "email,customer,first,ltv,vip,since\n" +
 		"ana@example.com,C-1,Ana,1,yes,2024-03-01\n" + // line 2: fine
@@ -132,7 +132,7 @@ func TestBadRowsAreReportedWithLineAndReason(t *testing.T) {
 	}
 }
 
-func TestTrackRowsAndMessageIDs(t *testing.T) {
+func TestImportTrackRowsAndMessageIDs(t *testing.T) {
 	t.Parallel()
 	mapping := `{"columns":{
 		"email": {"identifier":"email"},
@@ -199,7 +199,7 @@ func TestTrackRowsAndMessageIDs(t *testing.T) {
 	}
 }
 
-func TestLineMessageIDsDependOnFileAndMapping(t *testing.T) {
+func TestImportLineMessageIDsDependOnFileAndMapping(t *testing.T) {
 	t.Parallel()
 	file := "email\nana@example.com\n"
 	id := func(hash, mapping string) string {
@@ -225,7 +225,7 @@ func TestLineMessageIDsDependOnFileAndMapping(t *testing.T) {
 	}
 }
 
-func TestNDJSONRows(t *testing.T) {
+func TestImportNDJSONRows(t *testing.T) {
 	t.Parallel()
 	mapping := `{"columns":{
 		"userId":         {"identifier":"userId"},
@@ -267,7 +267,7 @@ func TestNDJSONRows(t *testing.T) {
 	}
 }
 
-func TestHeaderMustHaveTheMappedColumns(t *testing.T) {
+func TestImportHeaderMustHaveTheMappedColumns(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name, file, mapping, field, has string
@@ -290,7 +290,7 @@ func TestHeaderMustHaveTheMappedColumns(t *testing.T) {
 	}
 }
 
-func TestCountRowsMatchesTheRowsRead(t *testing.T) {
+func TestImportCountRowsMatchesTheRowsRead(t *testing.T) {
 	t.Parallel()
 	file := "email,n\na@example.com,1\n\n\"b@example.com\",\"two\nlines\"\nbad\"quote,3\nc@example.com,4,extra\n"
 	m := mustMapping(t, `{"columns":{"email":{"identifier":"email"},"n":{"trait":"n"}}}`)

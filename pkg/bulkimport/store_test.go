@@ -12,7 +12,7 @@ import (
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
-func TestStoreKeepsProgressPerWorkspace(t *testing.T) {
+func TestImportStoreKeepsProgressPerWorkspace(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
