@@ -3,19 +3,30 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test build vet test-short clean
+.PHONY: run test build vet test-short bench bench-quick clean
 
 ## run: start everything in one process (Temporal + UI, worker, API) — `parcours dev`
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/parcours dev
 
-## test: vet and run every test against the real PostgreSQL and an in-process Temporal server
+## test: vet and run every test against the real PostgreSQL and an in-process Temporal server,
+## then the benchmark harness at tiny sizes so that it never rots
 test: vet
 	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) bench-quick
 
 ## test-short: skip the end-to-end tests that build and start the binary
 test-short:
 	$(GO) test -count=1 -short ./...
+
+## bench: benchmarks against baselines measured in the same run (about 3 minutes; at most 15 on
+## 2 cores); writes bench/REPORT.md and prints it. Needs TEST_DATABASE_URL's PostgreSQL.
+bench:
+	$(GO) run -ldflags "$(LDFLAGS)" ./bench/cmd/parcours-bench -out bench/REPORT.md
+
+## bench-quick: the same harness at tiny sizes (well under a minute): checks it works, not the speed
+bench-quick:
+	$(GO) run -ldflags "$(LDFLAGS)" ./bench/cmd/parcours-bench -quick
 
 ## build: the parcours binary in bin/
 build:
