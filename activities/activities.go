@@ -13,6 +13,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/parcours/parcours/pkg/channel"
+	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/segment"
 )
 
@@ -27,6 +30,10 @@ const (
 type Activities struct {
 	Pool     *pgxpool.Pool
 	Segments *segment.Store
+	Journeys *journey.Store
+	Ingest   *ingest.Store
+	// Ledger sends messages through the delivery ledger (SendMessage).
+	Ledger *channel.Ledger
 }
 
 // CheckWorkspaceInput names the workspace to check.

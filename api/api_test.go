@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -22,10 +23,13 @@ import (
 
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/api"
+	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/pgtest"
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/segment"
+	"github.com/parcours/parcours/pkg/template"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
@@ -68,6 +72,7 @@ type env struct {
 	pool      *pgxpool.Pool
 	segments  *segment.Store
 	taskQueue string
+	ledger    *channel.Ledger
 }
 
 func newEnv(t *testing.T) *env {
@@ -77,8 +82,20 @@ func newEnv(t *testing.T) *env {
 	ts := temporalServer(t)
 	taskQueue := "test-" + strings.ReplaceAll(t.Name(), "/", "-")
 	segments := segment.NewStore(pool, 0)
+	journeys := journey.NewStore(pool, 0)
+	secretKey := make([]byte, channel.KeySize)
+	rand.Read(secretKey)
+	box, err := channel.NewBox(secretKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outbound := []string{"127.0.0.1"} // the fake SendGrid and webhook receivers
+	ledger := &channel.Ledger{
+		Pool: pool, Settings: channel.NewStore(pool, box), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
+		SendGrid: channel.NewSendGrid(outbound), Webhook: channel.NewWebhook(outbound),
+	}
 	ts.NewWorker(taskQueue, func(r sdkworker.Registry) {
-		worker.Register(r, &activities.Activities{Pool: pool, Segments: segments})
+		worker.Register(r, &activities.Activities{Pool: pool, Segments: segments, Journeys: journeys, Ingest: ingest.NewStore(pool), Ledger: ledger})
 	})
 	store := workspace.NewStore(pool)
 	ws, keys, _, err := store.Bootstrap(ctx, "default", "Default workspace")
@@ -89,13 +106,18 @@ func newEnv(t *testing.T) *env {
 		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
 		Validation: validation.NewStore(pool, time.Second),
 		Segments:   segments,
+		Journeys:   journeys,
+		Channels:   ledger.Settings,
+		Templates:  ledger.Templates,
+		Ledger:     ledger,
 		Temporal:   ts.GetDefaultClient(), TaskQueue: taskQueue,
 		Namespace: ts.GetDefaultNamespace(), TemporalUIURL: "http://localhost:8233",
 		BodyLimit: "1M",
 	})
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
-	return &env{url: hs.URL, ws: ws, admin: keys[0].Secret, write: keys[1].Secret, tc: ts.GetDefaultClient(), server: s, pool: pool, segments: segments, taskQueue: taskQueue}
+	ledger.PublicURL = hs.URL
+	return &env{url: hs.URL, ws: ws, admin: keys[0].Secret, write: keys[1].Secret, tc: ts.GetDefaultClient(), server: s, pool: pool, segments: segments, taskQueue: taskQueue, ledger: ledger}
 }
 
 // call sends a request with an optional key and JSON body and decodes the answer.

@@ -125,6 +125,9 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 				s.logger.ErrorContext(c.Request().Context(), "real-time segment update failed", "err", err)
 			}
 		}
+		if err := s.triggerJourneys(c.Request().Context(), k.WorkspaceID, res.Stored); err != nil {
+			s.logger.ErrorContext(c.Request().Context(), "journey trigger failed", "err", err)
+		}
 		if typ != "" && len(rejected) > 0 {
 			p := invalid("The record was rejected and kept in quarantine (GET /v1/rejected): "+rejected[0].Err.Reason, fieldErrs...)
 			p.Status, p.Title = http.StatusBadRequest, "Record rejected"

@@ -36,6 +36,14 @@ func TestRecordWorkflowHistories(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A journey run, driven by real events.
+	_, _, j := e.call(t, "POST", "/v1/journeys", e.admin, cartJourney)
+	e.call(t, "POST", "/v1/journeys/"+j["id"].(string)+"/publish", e.admin, nil)
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c1"}})
+	e.waitFor(t, "the journey run", func() bool { rs := e.runs(t, j["id"].(string)); return len(rs) == 1 && rs[0]["node"] == "wait_order" })
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Order Completed", "properties": map[string]any{"cart_id": "c1"}})
+	jr := e.runs(t, j["id"].(string))[0]
+	runs["journey_cart"] = e.tc.GetWorkflow(ctx, jr["workflow_id"].(string), jr["run_id"].(string))
 	for name, run := range runs {
 		if err := run.Get(ctx, nil); err != nil {
 			t.Fatal(err)

@@ -66,6 +66,16 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/segments/:id/sizes", workspace.ScopeAdmin, s.segmentSizes, false},
 		{http.MethodGet, "/v1/segments/:id/export", workspace.ScopeAdmin, s.exportSegment, false},
 
+		// Journeys: definitions, versions, runs as Temporal workflows.
+		{http.MethodGet, "/v1/journeys", workspace.ScopeAdmin, s.listJourneys, false},
+		{http.MethodPost, "/v1/journeys", workspace.ScopeAdmin, s.createJourney, false},
+		{http.MethodGet, "/v1/journeys/:id", workspace.ScopeAdmin, s.getJourney, false},
+		{http.MethodPut, "/v1/journeys/:id", workspace.ScopeAdmin, s.updateJourney, false},
+		{http.MethodPost, "/v1/journeys/:id/publish", workspace.ScopeAdmin, s.publishJourney, false},
+		{http.MethodPost, "/v1/journeys/:id/pause", workspace.ScopeAdmin, s.setJourneyStatus("paused"), false},
+		{http.MethodPost, "/v1/journeys/:id/resume", workspace.ScopeAdmin, s.setJourneyStatus("live"), false},
+		{http.MethodGet, "/v1/journeys/:id/runs", workspace.ScopeAdmin, s.journeyRuns, false},
+
 		// Workspace and keys
 		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace, false},
 		{http.MethodPatch, "/v1/workspace", workspace.ScopeAdmin, s.updateWorkspace, false},
@@ -75,6 +85,24 @@ func (s *Server) routes() []route {
 
 		// Diagnostics
 		{http.MethodPost, "/v1/diagnostics/ping", workspace.ScopeAdmin, s.ping, false},
+
+		// Channels and templates
+		{http.MethodPut, "/v1/channels/email", workspace.ScopeAdmin, s.putEmailChannel, false},
+		{http.MethodGet, "/v1/channels/email", workspace.ScopeAdmin, s.getEmailChannel, false},
+		{http.MethodPut, "/v1/channels/webhook", workspace.ScopeAdmin, s.putWebhookChannel, false},
+		{http.MethodGet, "/v1/channels/webhook", workspace.ScopeAdmin, s.getWebhookChannel, false},
+		{http.MethodGet, "/v1/templates", workspace.ScopeAdmin, s.listTemplates, false},
+		{http.MethodPost, "/v1/templates", workspace.ScopeAdmin, s.createTemplate, false},
+		{http.MethodGet, "/v1/templates/:id", workspace.ScopeAdmin, s.getTemplate, false},
+		{http.MethodPatch, "/v1/templates/:id", workspace.ScopeAdmin, s.updateTemplate, false},
+		{http.MethodDelete, "/v1/templates/:id", workspace.ScopeAdmin, s.deleteTemplate, false},
+		{http.MethodPost, "/v1/templates/:id/preview", workspace.ScopeAdmin, s.previewTemplate, false},
+		{http.MethodPost, "/v1/templates/:id/test-send", workspace.ScopeAdmin, s.testSend, false},
+		{http.MethodGet, "/v1/deliveries", workspace.ScopeAdmin, s.listDeliveries, false},
+		{http.MethodPut, "/v1/profiles/:id/subscriptions/:channel", workspace.ScopeAdmin, s.putSubscription, false},
+		// Unsubscribe links in emails: public, authenticated by their signed token.
+		{http.MethodGet, "/v1/unsubscribe", public, s.unsubscribePageGet, false},
+		{http.MethodPost, "/v1/unsubscribe", public, s.unsubscribePost, false},
 
 		// Bulk import: CSV / NDJSON exports of a CRM, a store, a call centre.
 		{http.MethodPost, "/v1/imports", workspace.ScopeAdmin, s.createImport, false},

@@ -19,9 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
+	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/segment"
+	"github.com/parcours/parcours/pkg/template"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 )
@@ -34,7 +37,13 @@ type Deps struct {
 	Profiles   *profile.Store
 	Validation *validation.Store
 	Segments   *segment.Store
-	Temporal   client.Client
+	Journeys   *journey.Store
+	// Channels keeps channel settings and consent; Templates the Liquid
+	// templates; Ledger sends through the delivery ledger.
+	Channels  *channel.Store
+	Templates *template.Store
+	Ledger    *channel.Ledger
+	Temporal  client.Client
 	// TaskQueue the worker polls.
 	TaskQueue string
 	// Namespace journeys run in, for Temporal UI links.

@@ -25,6 +25,7 @@ import (
 func Register(r sdkworker.Registry, acts *activities.Activities) {
 	r.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: workflows.PingWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.SegmentRecompute, workflow.RegisterOptions{Name: workflows.SegmentRecomputeWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Journey, workflow.RegisterOptions{Name: workflows.JourneyWorkflow})
 	r.RegisterActivity(acts)
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,8 +15,11 @@ import (
 
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/migrations"
+	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/config"
 	"github.com/parcours/parcours/pkg/devserver"
+	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
@@ -24,6 +28,21 @@ import (
 // credentialsFile is where `parcours dev` writes the keys it creates on first
 // start, readable by the owner only, in a form a shell can `source`.
 const credentialsFile = "credentials.env"
+
+// secretKeyFile holds the dev server's PARCOURS_SECRET_KEY (mode 0600).
+const secretKeyFile = "secret.key"
+
+// localURL is the URL of a listen address as a person on this machine types it.
+func localURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://localhost:8080"
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
 
 func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
@@ -104,8 +123,30 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		}
 	}
 
-	// 4. Worker and API.
-	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second)})
+	// 4. The secret key of channel secrets and unsubscribe links: generated
+	// on first start, kept in the data directory.
+	if cfg.SecretKey == nil {
+		keyPath := filepath.Join(cfg.DataDir, secretKeyFile)
+		key, created, err := channel.LoadOrCreateKeyFile(keyPath)
+		if err != nil {
+			return err
+		}
+		if created {
+			logger.Info("generated the secret key of channel secrets", "path", keyPath)
+		}
+		cfg.SecretKey = key
+	}
+	if cfg.PublicURL == "" {
+		cfg.PublicURL = localURL(cfg.HTTPAddr)
+	}
+	ledger, err := newLedger(cfg, pool, logger)
+	if err != nil {
+		return err
+	}
+
+	// 5. Worker and API.
+	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second), Ledger: ledger,
+		Journeys: journey.NewStore(pool, 5*time.Second), Ingest: ingest.NewStore(pool)})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

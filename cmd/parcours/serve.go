@@ -16,10 +16,13 @@ import (
 
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/api"
+	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/config"
 	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/segment"
+	"github.com/parcours/parcours/pkg/template"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
@@ -43,6 +46,10 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (PARCOURS_HTTP_ADDR): %w", cfg.HTTPAddr, err)
 	}
+	ch, err := newLedger(cfg, pool, logger)
+	if err != nil {
+		return nil, err
+	}
 	a := api.New(api.Deps{
 		Pool:           pool,
 		Workspaces:     workspace.NewStore(pool),
@@ -50,6 +57,10 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		Profiles:       profile.NewStore(pool),
 		Validation:     validation.NewStore(pool, 5*time.Second),
 		Segments:       segment.NewStore(pool, 5*time.Second),
+		Journeys:       journey.NewStore(pool, 5*time.Second),
+		Channels:       ch.Settings,
+		Templates:      ch.Templates,
+		Ledger:         ch,
 		Temporal:       tc,
 		TaskQueue:      cfg.TaskQueue,
 		Namespace:      cfg.TemporalNamespace,
@@ -147,7 +158,12 @@ func runWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 	if err := worker.EnsureSegmentSchedule(ctx, tc, cfg.TaskQueue, cfg.SegmentSweep); err != nil {
 		return err
 	}
-	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second)})
+	ledger, err := newLedger(cfg, pool, logger)
+	if err != nil {
+		return err
+	}
+	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second), Ledger: ledger,
+		Journeys: journey.NewStore(pool, 5*time.Second), Ingest: ingest.NewStore(pool)})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -156,6 +172,33 @@ func runWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 	logger.Info("draining worker")
 	w.Stop()
 	return nil
+}
+
+// newLedger builds the channel stores and the delivery ledger. Without
+// PARCOURS_SECRET_KEY channels cannot keep secrets, so none can send.
+func newLedger(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (*channel.Ledger, error) {
+	var box *channel.Box
+	if cfg.SecretKey != nil {
+		var err error
+		if box, err = channel.NewBox(cfg.SecretKey); err != nil {
+			return nil, err
+		}
+	} else {
+		logger.Warn("PARCOURS_SECRET_KEY is not set: channels cannot be configured or send")
+	}
+	if cfg.PublicURL == "" {
+		logger.Warn("PARCOURS_PUBLIC_URL is not set: emails go out without unsubscribe links")
+	}
+	return &channel.Ledger{
+		Pool:      pool,
+		Settings:  channel.NewStore(pool, box),
+		Templates: template.NewStore(pool),
+		Profiles:  profile.NewStore(pool),
+		SendGrid:  channel.NewSendGrid(cfg.OutboundAllow),
+		Webhook:   channel.NewWebhook(cfg.OutboundAllow),
+		PublicURL: cfg.PublicURL,
+		Logger:    logger,
+	}, nil
 }
 
 // connect opens the database pool and the Temporal client of a standalone

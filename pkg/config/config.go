@@ -6,6 +6,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -36,6 +37,9 @@ var Vars = []Var{
 	{"PARCOURS_SEGMENT_SWEEP", "15m", "How often the Temporal Schedule re-evaluates segments whose rules use time windows (count(..., \"30d\"), days_since, ...)."},
 	{"PARCOURS_BODY_LIMIT", "1M", "Largest request body the API accepts (Echo size syntax: 512K, 1M, ...)."},
 	{"PARCOURS_REQUEST_TIMEOUT", "30s", "Deadline of one API request."},
+	{"PARCOURS_SECRET_KEY", "(dev: generated in .parcours/secret.key)", "Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts channel secrets (SendGrid API keys, webhook signing secrets) with AES-256-GCM and signs unsubscribe links. Required by `parcours api` and `parcours worker` to use channels; keep it stable, or stored secrets no longer decrypt."},
+	{"PARCOURS_PUBLIC_URL", "(dev: the API's URL)", "Public base URL of the API, used in the unsubscribe links of emails (List-Unsubscribe)."},
+	{"PARCOURS_OUTBOUND_ALLOW", "(none)", "Comma-separated hosts that webhooks and provider base URLs may reach although they are loopback or private (e.g. a local SendGrid fake: 127.0.0.1). Every other private address is refused at dial time."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"LOG_FORMAT", "text", "text or json."},
 }
@@ -54,8 +58,12 @@ type Config struct {
 	SegmentSweep      time.Duration
 	BodyLimit         string
 	RequestTimeout    time.Duration
-	LogLevel          slog.Level
-	LogFormat         string
+	// SecretKey is PARCOURS_SECRET_KEY, decoded; nil when unset.
+	SecretKey     []byte
+	PublicURL     string
+	OutboundAllow []string
+	LogLevel      slog.Level
+	LogFormat     string
 }
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
@@ -103,6 +111,18 @@ func Load(getenv func(string) string) (Config, error) {
 	c.RequestTimeout = d
 	if err := c.LogLevel.UnmarshalText([]byte(get("LOG_LEVEL", "info"))); err != nil {
 		errs = append(errs, fmt.Sprintf("LOG_LEVEL=%q must be debug, info, warn or error", get("LOG_LEVEL", "info")))
+	}
+	if k := get("PARCOURS_SECRET_KEY", ""); k != "" {
+		if c.SecretKey, err = base64.StdEncoding.DecodeString(k); err != nil || len(c.SecretKey) != 32 {
+			c.SecretKey = nil
+			errs = append(errs, "PARCOURS_SECRET_KEY is not the base64 of 32 bytes (generate one with: openssl rand -base64 32)")
+		}
+	}
+	c.PublicURL = strings.TrimRight(get("PARCOURS_PUBLIC_URL", ""), "/")
+	for _, h := range strings.Split(get("PARCOURS_OUTBOUND_ALLOW", ""), ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			c.OutboundAllow = append(c.OutboundAllow, h)
+		}
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Sprintf("LOG_FORMAT=%q must be text or json", c.LogFormat))

@@ -3,8 +3,10 @@ package ingest
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -164,4 +166,28 @@ func dropSuppressed(ctx context.Context, tx pgx.Tx, workspaceID string, msgs []*
 		}
 	}
 	return kept, dropped, nil
+}
+
+// SetTraits sets traits on a profile directly (a journey's update_profile
+// step), with reason as their provenance. Setting the same values again is
+// harmless.
+func (s *Store) SetTraits(ctx context.Context, workspaceID, profileID string, traits map[string]any, reason string) error {
+	if len(traits) == 0 {
+		return nil
+	}
+	src := map[string]any{}
+	for k := range traits {
+		src[k] = map[string]any{"source": "journey", "message_id": reason, "at": time.Now().UTC()}
+	}
+	tj, err := json.Marshal(traits)
+	if err != nil {
+		return fmt.Errorf("encode traits: %w", err)
+	}
+	sj, _ := json.Marshal(src)
+	_, err = s.pool.Exec(ctx, `UPDATE profiles SET traits = traits || $3::jsonb, trait_sources = trait_sources || $4::jsonb, updated_at = now()
+		WHERE workspace_id = $1 AND id = $2`, workspaceID, profileID, tj, sj)
+	if err != nil {
+		return fmt.Errorf("set traits of %s: %w", profileID, err)
+	}
+	return nil
 }

@@ -61,6 +61,16 @@ type Result struct {
 	// Changes says, per profile, what the call changed (for segment
 	// re-evaluation), profiles merged away included.
 	Changes []segment.Change
+	// Stored lists the records this call stored, with their profile (for
+	// journey triggers).
+	Stored []StoredEvent
+}
+
+// StoredEvent is a stored record and the profile it ended on.
+type StoredEvent struct {
+	ID        int64
+	ProfileID string
+	Message   *events.Message
 }
 
 // recordKeys is a record with the identifiers it carries.
@@ -335,6 +345,9 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		return res, fmt.Errorf("link events to profiles: %w", err)
 	}
 	res.Changes = changes(fresh, eventProfile, profiles)
+	for i, m := range fresh {
+		res.Stored = append(res.Stored, StoredEvent{ID: freshIDs[m], ProfileID: eventProfile[i], Message: m})
+	}
 	return res, saveProfiles(ctx, tx, o.WorkspaceID, profiles)
 }
 

@@ -351,3 +351,27 @@ func (s *Store) Preview(ctx context.Context, workspaceID, src string, now time.T
 		after = ids[len(ids)-1]
 	}
 }
+
+// EvaluateRule answers a rule (segment syntax) for one profile at time now;
+// journeys use it for entry filters and branch conditions. A profile that no
+// longer exists answers false.
+func (s *Store) EvaluateRule(ctx context.Context, workspaceID, profileID, src string, now time.Time) (bool, error) {
+	r, err := Compile(src)
+	if err != nil {
+		return false, err
+	}
+	names, maxWindow, allTime := needs([]*compiled{{rule: r}})
+	data, err := loadData(ctx, s.pool, workspaceID, []string{profileID}, names, maxWindow, allTime, now)
+	if err != nil {
+		return false, err
+	}
+	d := data[profileID]
+	if d == nil {
+		return false, nil
+	}
+	in, err := r.Evaluate(d, now)
+	if err != nil {
+		return false, nil // e.g. comparing a trait the profile lacks
+	}
+	return in, nil
+}

@@ -1,0 +1,152 @@
+package activities
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/jackc/pgx/v5"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/parcours/parcours/pkg/journey"
+)
+
+// JourneyVersionInput names a published journey version.
+type JourneyVersionInput struct {
+	WorkspaceID string
+	JourneyID   string
+	Version     int
+}
+
+// LoadJourneyVersion returns a published version's definition (the
+// marketer's content: no personal data).
+func (a *Activities) LoadJourneyVersion(ctx context.Context, in JourneyVersionInput) (journey.Definition, error) {
+	d, err := a.Journeys.Version(ctx, in.WorkspaceID, in.JourneyID, in.Version)
+	if errors.Is(err, journey.ErrNotFound) {
+		return d, temporal.NewNonRetryableApplicationError(fmt.Sprintf("journey %s v%d not found", in.JourneyID, in.Version), ErrTypeNotFound, err)
+	}
+	return d, err
+}
+
+// JourneyEntryInput notes a run's start.
+type JourneyEntryInput struct {
+	WorkspaceID string
+	WorkflowID  string
+	RunID       string
+	JourneyID   string
+	Version     int
+	ProfileID   string
+}
+
+// RecordJourneyEntry records a run's start (idempotent).
+func (a *Activities) RecordJourneyEntry(ctx context.Context, in JourneyEntryInput) error {
+	return a.Journeys.RecordEntry(ctx, in.WorkspaceID, in.WorkflowID, in.RunID, in.JourneyID, in.Version, in.ProfileID)
+}
+
+// JourneyStepInput notes where a run is.
+type JourneyStepInput struct {
+	WorkspaceID string
+	WorkflowID  string
+	RunID       string
+	Node        string
+}
+
+// RecordJourneyStep records the node a run entered (for counts by node).
+func (a *Activities) RecordJourneyStep(ctx context.Context, in JourneyStepInput) error {
+	return a.Journeys.RecordStep(ctx, in.WorkspaceID, in.WorkflowID, in.RunID, in.Node)
+}
+
+// JourneyEndInput notes how a run ended.
+type JourneyEndInput struct {
+	WorkspaceID string
+	WorkflowID  string
+	RunID       string
+	Reason      string
+}
+
+// RecordJourneyEnd records a run's end reason.
+func (a *Activities) RecordJourneyEnd(ctx context.Context, in JourneyEndInput) error {
+	return a.Journeys.RecordEnd(ctx, in.WorkspaceID, in.WorkflowID, in.RunID, in.Reason)
+}
+
+// ProfileRuleInput asks a profile condition at a time.
+type ProfileRuleInput struct {
+	WorkspaceID string
+	ProfileID   string
+	Rule        string
+	AsOf        time.Time
+}
+
+// EvaluateProfileRule answers a branch condition or entry filter.
+func (a *Activities) EvaluateProfileRule(ctx context.Context, in ProfileRuleInput) (bool, error) {
+	return a.Segments.EvaluateRule(ctx, in.WorkspaceID, in.ProfileID, in.Rule, in.AsOf)
+}
+
+// UpdateTraitsInput sets traits on a profile from a journey step.
+type UpdateTraitsInput struct {
+	WorkspaceID string
+	ProfileID   string
+	Traits      map[string]any
+	// Reason is recorded as the traits' provenance (journey/<id>/<node>).
+	Reason string
+}
+
+// UpdateProfileTraits sets traits; setting the same values again is harmless.
+func (a *Activities) UpdateProfileTraits(ctx context.Context, in UpdateTraitsInput) error {
+	return a.Ingest.SetTraits(ctx, in.WorkspaceID, in.ProfileID, in.Traits, in.Reason)
+}
+
+// MatchEventInput asks whether a record satisfies a condition, compared with
+// the record that started the run.
+type MatchEventInput struct {
+	WorkspaceID    string
+	Rule           string
+	EventID        int64
+	TriggerEventID int64
+}
+
+// MatchEvent evaluates a wait_for_event match, exit or goal filter against
+// stored records, so that their data never enters workflow history.
+func (a *Activities) MatchEvent(ctx context.Context, in MatchEventInput) (bool, error) {
+	prog, err := journey.CompileEventRule(in.Rule)
+	if err != nil {
+		return false, temporal.NewNonRetryableApplicationError("bad rule: "+err.Error(), "BadDefinition", err)
+	}
+	load := func(id int64) (journey.EventRecord, error) {
+		var r journey.EventRecord
+		if id == 0 {
+			return r, nil
+		}
+		var props, traits, ctxJSON []byte
+		err := a.Pool.QueryRow(ctx, `SELECT type, coalesce(name, ''), properties, traits, context FROM events WHERE workspace_id = $1 AND id = $2`,
+			in.WorkspaceID, id).Scan(&r.Type, &r.Event, &props, &traits, &ctxJSON)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return r, nil // erased meanwhile: matches nothing
+		}
+		if err != nil {
+			return r, fmt.Errorf("load event %d: %w", id, err)
+		}
+		_ = json.Unmarshal(props, &r.Properties)
+		_ = json.Unmarshal(traits, &r.Traits)
+		_ = json.Unmarshal(ctxJSON, &r.Context)
+		return r, nil
+	}
+	ev, err := load(in.EventID)
+	if err != nil {
+		return false, err
+	}
+	trig, err := load(in.TriggerEventID)
+	if err != nil {
+		return false, err
+	}
+	ev.Trigger = map[string]any{"type": trig.Type, "event": trig.Event, "properties": trig.Properties, "traits": trig.Traits, "context": trig.Context}
+	out, err := expr.Run(prog, ev)
+	if err != nil {
+		return false, nil // a condition on a missing property does not match
+	}
+	ok, _ := out.(bool)
+	return ok, nil
+}

@@ -1,0 +1,323 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr"
+	"github.com/labstack/echo/v4"
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/journey"
+	"github.com/parcours/parcours/pkg/segment"
+	"github.com/parcours/parcours/workflows"
+)
+
+// journeyProblem maps journey errors to problems naming node and field.
+func journeyProblem(err error) error {
+	var ve *journey.ValidationError
+	switch {
+	case errors.As(err, &ve):
+		fields := make([]FieldError, len(ve.Errors))
+		for i, f := range ve.Errors {
+			fields[i] = FieldError{Field: f.Field, Reason: f.Reason, Line: f.Line, Column: f.Column}
+		}
+		return invalid("The journey is not valid.", fields...)
+	case errors.Is(err, journey.ErrNotFound):
+		return problem(http.StatusNotFound, "No such journey in this workspace.")
+	case errors.Is(err, journey.ErrNeverPublished):
+		return problem(http.StatusConflict, "Publish the journey first.")
+	}
+	return err
+}
+
+func (s *Server) readDefinition(c echo.Context) (journey.Definition, error) {
+	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, 256*1024))
+	if err != nil {
+		return journey.Definition{}, problem(http.StatusBadRequest, "The body could not be read.")
+	}
+	return journey.Parse(raw)
+}
+
+func (s *Server) createJourney(c echo.Context) error {
+	d, err := s.readDefinition(c)
+	if err != nil {
+		return journeyProblem(err)
+	}
+	j, err := s.Journeys.Create(c.Request().Context(), keyFrom(c).WorkspaceID, d)
+	if err != nil {
+		return journeyProblem(err)
+	}
+	return c.JSON(http.StatusCreated, j)
+}
+
+func (s *Server) updateJourney(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return journeyProblem(journey.ErrNotFound)
+	}
+	d, err := s.readDefinition(c)
+	if err != nil {
+		return journeyProblem(err)
+	}
+	j, err := s.Journeys.UpdateDraft(c.Request().Context(), keyFrom(c).WorkspaceID, id, d)
+	if err != nil {
+		return journeyProblem(err)
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+func (s *Server) listJourneys(c echo.Context) error {
+	js, err := s.Journeys.List(c.Request().Context(), keyFrom(c).WorkspaceID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": js})
+}
+
+func (s *Server) getJourney(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return journeyProblem(journey.ErrNotFound)
+	}
+	j, err := s.Journeys.Get(c.Request().Context(), keyFrom(c).WorkspaceID, id)
+	if err != nil {
+		return journeyProblem(err)
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+func (s *Server) publishJourney(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return journeyProblem(journey.ErrNotFound)
+	}
+	j, err := s.Journeys.Publish(c.Request().Context(), keyFrom(c).WorkspaceID, id)
+	if err != nil {
+		return journeyProblem(err)
+	}
+	return c.JSON(http.StatusOK, j)
+}
+
+func (s *Server) setJourneyStatus(status string) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := c.Param("id")
+		if !isUUID(id) {
+			return journeyProblem(journey.ErrNotFound)
+		}
+		j, err := s.Journeys.SetStatus(c.Request().Context(), keyFrom(c).WorkspaceID, id, status)
+		if err != nil {
+			return journeyProblem(err)
+		}
+		return c.JSON(http.StatusOK, j)
+	}
+}
+
+// journeyRuns lists a journey's runs with a link to each in the Temporal UI;
+// with ?workflow_id= it answers that run's live state (query handler).
+func (s *Server) journeyRuns(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return journeyProblem(journey.ErrNotFound)
+	}
+	ctx := c.Request().Context()
+	ws := keyFrom(c).WorkspaceID
+	if _, err := s.Journeys.Get(ctx, ws, id); err != nil {
+		return journeyProblem(err)
+	}
+	if wid := c.QueryParam("workflow_id"); wid != "" {
+		if !strings.HasPrefix(wid, workflows.JourneyRunID(ws, id, "", "")) {
+			return problem(http.StatusNotFound, "No such run of this journey.")
+		}
+		v, err := s.Temporal.QueryWorkflow(ctx, wid, "", workflows.StateQuery)
+		if err != nil {
+			return problem(http.StatusNotFound, "The run is not running (or does not exist): "+err.Error())
+		}
+		var st workflows.JourneyState
+		if err := v.Get(&st); err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, st)
+	}
+	runs, err := s.Journeys.Runs(ctx, ws, id, 200)
+	if err != nil {
+		return err
+	}
+	out := make([]map[string]any, len(runs))
+	for i, r := range runs {
+		out[i] = map[string]any{"run": r, "temporal_ui_url": s.runURL(r.WorkflowID, r.RunID)}
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+// triggerJourneys starts runs for records that trigger a live journey and
+// signals running runs that wait for, or exit on, what arrived. Only records
+// some journey listens to cost a Temporal call: never one per page view.
+func (s *Server) triggerJourneys(ctx context.Context, workspaceID string, stored []ingest.StoredEvent) error {
+	if s.Journeys == nil || len(stored) == 0 {
+		return nil
+	}
+	live, err := s.Journeys.LiveJourneys(ctx, workspaceID)
+	if err != nil || len(live) == 0 {
+		return err
+	}
+	var errs []error
+	for _, ev := range stored {
+		name := ev.Message.NameOrEvent()
+		var listening []string
+		for _, j := range live {
+			if slices.Contains(listensTo(j.Definition), name) {
+				listening = append(listening, j.ID)
+			}
+		}
+		if len(listening) > 0 {
+			runs, err := s.Journeys.OpenRuns(ctx, workspaceID, ev.ProfileID, listening)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			for _, r := range runs {
+				err := s.Temporal.SignalWorkflow(ctx, r.WorkflowID, r.RunID, workflows.EventSignal, workflows.EventSignalPayload{EventID: ev.ID, Name: name})
+				var nf *serviceerror.NotFound
+				if err != nil && !errors.As(err, &nf) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		for _, j := range live {
+			t := j.Definition.Trigger
+			if t.Type != journey.TriggerEvent || t.Event != name {
+				continue
+			}
+			if err := s.enterJourney(ctx, workspaceID, j, ev); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// listensTo lists the event names a journey's runs wait for or end on.
+func listensTo(d journey.Definition) []string {
+	var out []string
+	for _, n := range d.Nodes {
+		if n.Type == journey.NodeWaitForEvent {
+			out = append(out, n.Event)
+		}
+	}
+	for _, x := range d.Exits {
+		out = append(out, x.Event)
+	}
+	if d.Goal != nil {
+		out = append(out, d.Goal.Event)
+	}
+	return out
+}
+
+// enterJourney applies a journey's trigger filter, entry filter and
+// re-entry policy to a record, and starts the run with SignalWithStart on a
+// deterministic workflow id, so that duplicate triggers never start twice.
+func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey.Live, ev ingest.StoredEvent) error {
+	d := j.Definition
+	rec := journey.EventRecord{Type: ev.Message.Type, Event: ev.Message.NameOrEvent(), Properties: ev.Message.Properties,
+		Traits: ev.Message.Traits, Context: ev.Message.Context, Trigger: map[string]any{}}
+	if d.Trigger.Filter != "" {
+		prog, err := journey.CompileEventRule(d.Trigger.Filter)
+		if err != nil {
+			return err
+		}
+		if out, err := expr.Run(prog, rec); err != nil || out != true {
+			return nil
+		}
+	}
+	now := time.Now().UTC()
+	if d.Entry.Filter != "" {
+		ok, err := s.Segments.EvaluateRule(ctx, workspaceID, ev.ProfileID, d.Entry.Filter, now)
+		if err != nil || !ok {
+			return err
+		}
+	}
+	key := ""
+	if d.Trigger.CorrelationKey != "" {
+		v := lookupPath(rec, d.Trigger.CorrelationKey)
+		if v == "" {
+			return nil // no cart id: nothing to correlate, no run
+		}
+		key = v
+	}
+	reuse := enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
+	switch d.Entry.ReEntry {
+	case journey.ReEntryEveryTime:
+		if key == "" {
+			key = "e" + strconv.FormatInt(ev.ID, 10)
+		}
+	case journey.ReEntryOnce:
+		reuse = enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
+		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, ev.ProfileID); err != nil || last != nil {
+			return err
+		}
+	case journey.ReEntryAfterCooldown:
+		cool, _ := segment.ParseWindow(d.Entry.Cooldown) // validated at save
+		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, ev.ProfileID); err != nil || (last != nil && now.Sub(*last) < cool) {
+			return err
+		}
+	}
+	wid := workflows.JourneyRunID(workspaceID, j.ID, ev.ProfileID, key)
+	_, err := s.Temporal.SignalWithStartWorkflow(ctx, wid, workflows.EventSignal,
+		workflows.EventSignalPayload{EventID: ev.ID, Name: rec.Event},
+		client.StartWorkflowOptions{
+			ID:                    wid,
+			TaskQueue:             s.TaskQueue,
+			WorkflowIDReusePolicy: reuse,
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				workflows.SAWorkspace.ValueSet(workspaceID), workflows.SAJourney.ValueSet(j.ID),
+				workflows.SAProfile.ValueSet(ev.ProfileID), workflows.SAVersion.ValueSet(int64(j.Version))),
+			Memo: map[string]any{"journey": d.Name},
+		},
+		workflows.JourneyWorkflow, workflows.JourneyInput{
+			WorkspaceID: workspaceID, JourneyID: j.ID, Version: j.Version, ProfileID: ev.ProfileID, TriggerEventID: ev.ID,
+		})
+	var started *serviceerror.WorkflowExecutionAlreadyStarted
+	if errors.As(err, &started) {
+		return nil // once: already entered
+	}
+	if err != nil {
+		return fmt.Errorf("start journey %s for profile %s: %w", j.ID, ev.ProfileID, err)
+	}
+	return nil
+}
+
+// lookupPath reads properties.a.b from a record as text.
+func lookupPath(r journey.EventRecord, path string) string {
+	parts := strings.Split(path, ".")
+	var cur any
+	switch parts[0] {
+	case "properties":
+		cur = r.Properties
+	case "traits":
+		cur = r.Traits
+	case "context":
+		cur = r.Context
+	}
+	for _, p := range parts[1:] {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			return ""
+		}
+		cur = m[p]
+	}
+	if cur == nil {
+		return ""
+	}
+	return fmt.Sprint(cur)
+}

@@ -1,0 +1,126 @@
+package api_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/workflowservice/v1"
+)
+
+const cartJourney = `{
+  "name": "Cart follow-up",
+  "trigger": {"type": "event", "event": "Cart Updated", "correlation_key": "properties.cart_id"},
+  "entry": {"re_entry": "every_time"},
+  "start": "wait_order",
+  "nodes": [
+    {"id": "wait_order", "type": "wait_for_event", "event": "Order Completed",
+     "match": "properties.cart_id == trigger.properties.cart_id", "timeout": "1h",
+     "on_event": "thank", "on_timeout": "flag"},
+    {"id": "thank", "type": "update_profile", "traits": {"rescued": false}, "next": "done"},
+    {"id": "flag", "type": "update_profile", "traits": {"abandoned_cart": true}, "next": "done"},
+    {"id": "done", "type": "exit"}
+  ]
+}`
+
+func (e *env) runs(t *testing.T, journeyID string) []map[string]any {
+	t.Helper()
+	status, _, body := e.call(t, "GET", "/v1/journeys/"+journeyID+"/runs", e.admin, nil)
+	if status != 200 {
+		t.Fatalf("runs: %d %v", status, body)
+	}
+	var out []map[string]any
+	for _, r := range body["data"].([]any) {
+		out = append(out, r.(map[string]any)["run"].(map[string]any))
+	}
+	return out
+}
+
+func (e *env) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestJourneyRunsAsATemporalWorkflowDrivenByEvents(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	// Validation names the node and field.
+	status, _, body := e.call(t, "POST", "/v1/journeys", e.admin, strings.Replace(cartJourney, `"on_timeout": "flag"`, `"on_timeout": "nowhere"`, 1))
+	if status != 422 || body["errors"].([]any)[0].(map[string]any)["field"] != "nodes[wait_order].on_timeout" {
+		t.Fatalf("invalid journey: %d %v", status, body)
+	}
+	status, _, j := e.call(t, "POST", "/v1/journeys", e.admin, cartJourney)
+	if status != 201 || j["status"] != "draft" {
+		t.Fatalf("create: %d %v", status, j)
+	}
+	id := j["id"].(string)
+	// A draft does not run.
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c0"}})
+	if status, _, j = e.call(t, "POST", "/v1/journeys/"+id+"/publish", e.admin, nil); status != 200 || j["published_version"] != 1.0 || j["status"] != "live" {
+		t.Fatalf("publish: %d %v", status, j)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := len(e.runs(t, id)); n != 0 {
+		t.Fatalf("%d runs from a record sent before publishing", n)
+	}
+
+	// A cart: one run, waiting for that cart's order; the same cart again does not start a second.
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c1"}})
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c1", "total": 20}})
+	e.waitFor(t, "the run to wait for the order", func() bool {
+		rs := e.runs(t, id)
+		return len(rs) == 1 && rs[0]["node"] == "wait_order"
+	})
+	wid := e.runs(t, id)[0]["workflow_id"].(string)
+	status, _, st := e.call(t, "GET", "/v1/journeys/"+id+"/runs?workflow_id="+wid, e.admin, nil)
+	if status != 200 || st["Node"] != "wait_order" || st["WaitingFor"] != "Order Completed" {
+		t.Fatalf("live state: %d %v", status, st)
+	}
+	// The run is findable in the Temporal UI by journey and by profile.
+	profileID := e.profileBy(t, "userId=ana")["id"].(string)
+	for _, q := range []string{"ParcoursJourney = '" + id + "'", "ParcoursProfile = '" + profileID + "'"} {
+		e.waitFor(t, "visibility of "+q, func() bool {
+			resp, err := e.tc.ListWorkflow(context.Background(), &workflowservice.ListWorkflowExecutionsRequest{Query: q})
+			return err == nil && len(resp.Executions) == 1 && resp.Executions[0].Execution.WorkflowId == wid
+		})
+	}
+	// An order of another cart does not end it; the order of this cart does.
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Order Completed", "properties": map[string]any{"cart_id": "c9", "total": 5}})
+	time.Sleep(500 * time.Millisecond)
+	if rs := e.runs(t, id); rs[0]["ended_at"] != nil {
+		t.Fatalf("an order of another cart ended the run: %v", rs[0])
+	}
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Order Completed", "properties": map[string]any{"cart_id": "c1", "total": 20}})
+	e.waitFor(t, "the run to end", func() bool { return e.runs(t, id)[0]["ended_at"] != nil })
+	r := e.runs(t, id)[0]
+	if r["end_reason"] != "completed" || strings.Join(toStrings(r["path"]), ",") != "wait_order,thank,done" {
+		t.Fatalf("run %v", r)
+	}
+	if p := e.profileBy(t, "userId=ana"); p["traits"].(map[string]any)["rescued"] != false {
+		t.Fatalf("update_profile did not set the trait: %v", p["traits"])
+	}
+	// Paused: no new entries.
+	if status, _, _ := e.call(t, "POST", "/v1/journeys/"+id+"/pause", e.admin, nil); status != 200 {
+		t.Fatal(status)
+	}
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c2"}})
+	time.Sleep(300 * time.Millisecond)
+	if n := len(e.runs(t, id)); n != 1 {
+		t.Fatalf("a paused journey started a run (%d runs)", n)
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}

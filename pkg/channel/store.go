@@ -1,0 +1,307 @@
+package channel
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/mail"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Errors of the store.
+var (
+	ErrNotConfigured = errors.New("channel not configured")
+	ErrNotFound      = errors.New("not found")
+)
+
+// FieldError names a wrong input field.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Message classes and subscription purposes.
+const (
+	Marketing     = "marketing"
+	Transactional = "transactional"
+)
+
+// Channels.
+const (
+	ChannelEmail   = "email"
+	ChannelWebhook = "webhook"
+)
+
+// EmailSettings is a workspace's email channel, without its API key.
+type EmailSettings struct {
+	FromEmail string    `json:"from_email"`
+	FromName  string    `json:"from_name"`
+	BaseURL   string    `json:"base_url,omitempty"`
+	APIKeySet bool      `json:"api_key_set"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// WebhookSettings is a workspace's webhook channel, without its secret.
+type WebhookSettings struct {
+	URL              string    `json:"url"`
+	SigningSecretSet bool      `json:"signing_secret_set"`
+	UpdatedAt        time.Time `json:"updated_at"`
+}
+
+// Store keeps channel settings (secrets sealed by Box) and consent.
+type Store struct {
+	pool *pgxpool.Pool
+	box  *Box
+}
+
+// NewStore returns a Store; box seals and opens secrets.
+func NewStore(pool *pgxpool.Pool, box *Box) *Store { return &Store{pool: pool, box: box} }
+
+// Box returns the store's secret box (it also signs unsubscribe links).
+func (s *Store) Box() *Box { return s.box }
+
+func aad(workspaceID, channel string) string { return workspaceID + "/" + channel }
+
+// put saves config and, when secret is not empty, a new sealed secret. A
+// first configuration without a secret is refused with secretField.
+func (s *Store) put(ctx context.Context, workspaceID, channel string, config any, secret string) (time.Time, bool, error) {
+	cfg, err := json.Marshal(config)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("encode %s settings: %w", channel, err)
+	}
+	var sealed []byte
+	if secret != "" {
+		if s.box == nil {
+			return time.Time{}, false, errors.New("no secret key configured (PARCOURS_SECRET_KEY)")
+		}
+		if sealed, err = s.box.Seal(secret, aad(workspaceID, channel)); err != nil {
+			return time.Time{}, false, err
+		}
+	}
+	var at time.Time
+	var set bool
+	err = s.pool.QueryRow(ctx, `
+		INSERT INTO channel_settings (workspace_id, channel, config, secret_ciphertext) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (workspace_id, channel) DO UPDATE
+		SET config = EXCLUDED.config, secret_ciphertext = coalesce(EXCLUDED.secret_ciphertext, channel_settings.secret_ciphertext), updated_at = now()
+		RETURNING updated_at, secret_ciphertext IS NOT NULL`, workspaceID, channel, cfg, sealed).Scan(&at, &set)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("save %s settings: %w", channel, err)
+	}
+	return at, set, nil
+}
+
+// load reads config into dst and opens the secret ("" when none is set).
+func (s *Store) load(ctx context.Context, workspaceID, channel string, dst any) (string, time.Time, bool, error) {
+	var cfg, sealed []byte
+	var at time.Time
+	err := s.pool.QueryRow(ctx, `SELECT config, secret_ciphertext, updated_at FROM channel_settings WHERE workspace_id = $1 AND channel = $2`,
+		workspaceID, channel).Scan(&cfg, &sealed, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", at, false, ErrNotConfigured
+	}
+	if err != nil {
+		return "", at, false, fmt.Errorf("load %s settings: %w", channel, err)
+	}
+	if err := json.Unmarshal(cfg, dst); err != nil {
+		return "", at, false, fmt.Errorf("decode %s settings: %w", channel, err)
+	}
+	return string(sealed), at, sealed != nil, nil
+}
+
+func (s *Store) open(workspaceID, channel, sealed string) (string, error) {
+	if sealed == "" {
+		return "", nil
+	}
+	if s.box == nil {
+		return "", errors.New("no secret key configured (PARCOURS_SECRET_KEY)")
+	}
+	return s.box.Open([]byte(sealed), aad(workspaceID, channel))
+}
+
+type emailConfig struct {
+	FromEmail string `json:"from_email"`
+	FromName  string `json:"from_name"`
+	BaseURL   string `json:"base_url,omitempty"`
+}
+
+// PutEmail validates and saves the email channel. apiKey "" keeps the key
+// already stored; the first configuration needs one.
+func (s *Store) PutEmail(ctx context.Context, workspaceID, apiKey, fromEmail, fromName, baseURL string) (EmailSettings, error) {
+	if a, err := mail.ParseAddress(fromEmail); err != nil || a.Address != fromEmail {
+		return EmailSettings{}, &FieldError{"from_email", "must be a bare email address such as news@example.com"}
+	}
+	if len(fromName) > 100 {
+		return EmailSettings{}, &FieldError{"from_name", "must be at most 100 characters"}
+	}
+	if baseURL != "" {
+		if err := checkURL(baseURL); err != nil {
+			return EmailSettings{}, &FieldError{"base_url", err.Error()}
+		}
+	}
+	if apiKey == "" {
+		var cur emailConfig
+		if _, _, set, err := s.load(ctx, workspaceID, ChannelEmail, &cur); errors.Is(err, ErrNotConfigured) || (err == nil && !set) {
+			return EmailSettings{}, &FieldError{"api_key", "is required to configure the channel (it is kept encrypted and never shown again)"}
+		} else if err != nil {
+			return EmailSettings{}, err
+		}
+	}
+	at, set, err := s.put(ctx, workspaceID, ChannelEmail, emailConfig{fromEmail, fromName, baseURL}, apiKey)
+	if err != nil {
+		return EmailSettings{}, err
+	}
+	return EmailSettings{FromEmail: fromEmail, FromName: fromName, BaseURL: baseURL, APIKeySet: set, UpdatedAt: at}, nil
+}
+
+// Email returns the email channel's settings, without the key.
+func (s *Store) Email(ctx context.Context, workspaceID string) (EmailSettings, error) {
+	var c emailConfig
+	_, at, set, err := s.load(ctx, workspaceID, ChannelEmail, &c)
+	if err != nil {
+		return EmailSettings{}, err
+	}
+	return EmailSettings{FromEmail: c.FromEmail, FromName: c.FromName, BaseURL: c.BaseURL, APIKeySet: set, UpdatedAt: at}, nil
+}
+
+// emailWithKey returns the settings and the decrypted API key, for sending.
+func (s *Store) emailWithKey(ctx context.Context, workspaceID string) (EmailSettings, string, error) {
+	var c emailConfig
+	sealed, at, set, err := s.load(ctx, workspaceID, ChannelEmail, &c)
+	if err != nil {
+		return EmailSettings{}, "", err
+	}
+	key, err := s.open(workspaceID, ChannelEmail, sealed)
+	if err != nil {
+		return EmailSettings{}, "", err
+	}
+	return EmailSettings{FromEmail: c.FromEmail, FromName: c.FromName, BaseURL: c.BaseURL, APIKeySet: set, UpdatedAt: at}, key, nil
+}
+
+type webhookConfig struct {
+	URL string `json:"url"`
+}
+
+// PutWebhook validates and saves the webhook channel. secret "" keeps the
+// secret already stored; the first configuration needs one.
+func (s *Store) PutWebhook(ctx context.Context, workspaceID, rawURL, secret string) (WebhookSettings, error) {
+	if err := checkURL(rawURL); err != nil {
+		return WebhookSettings{}, &FieldError{"url", err.Error()}
+	}
+	if secret != "" && len(secret) < 16 {
+		return WebhookSettings{}, &FieldError{"signing_secret", "must be at least 16 characters"}
+	}
+	if secret == "" {
+		var cur webhookConfig
+		if _, _, set, err := s.load(ctx, workspaceID, ChannelWebhook, &cur); errors.Is(err, ErrNotConfigured) || (err == nil && !set) {
+			return WebhookSettings{}, &FieldError{"signing_secret", "is required to configure the channel (at least 16 characters; kept encrypted and never shown again)"}
+		} else if err != nil {
+			return WebhookSettings{}, err
+		}
+	}
+	at, set, err := s.put(ctx, workspaceID, ChannelWebhook, webhookConfig{rawURL}, secret)
+	if err != nil {
+		return WebhookSettings{}, err
+	}
+	return WebhookSettings{URL: rawURL, SigningSecretSet: set, UpdatedAt: at}, nil
+}
+
+// Webhook returns the webhook channel's settings, without the secret.
+func (s *Store) Webhook(ctx context.Context, workspaceID string) (WebhookSettings, error) {
+	var c webhookConfig
+	_, at, set, err := s.load(ctx, workspaceID, ChannelWebhook, &c)
+	if err != nil {
+		return WebhookSettings{}, err
+	}
+	return WebhookSettings{URL: c.URL, SigningSecretSet: set, UpdatedAt: at}, nil
+}
+
+func (s *Store) webhookWithSecret(ctx context.Context, workspaceID string) (WebhookSettings, string, error) {
+	var c webhookConfig
+	sealed, at, set, err := s.load(ctx, workspaceID, ChannelWebhook, &c)
+	if err != nil {
+		return WebhookSettings{}, "", err
+	}
+	secret, err := s.open(workspaceID, ChannelWebhook, sealed)
+	if err != nil {
+		return WebhookSettings{}, "", err
+	}
+	return WebhookSettings{URL: c.URL, SigningSecretSet: set, UpdatedAt: at}, secret, nil
+}
+
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return errors.New("must be an http or https URL without credentials")
+	}
+	return nil
+}
+
+// Subscription is a profile's consent for one channel and purpose.
+type Subscription struct {
+	ProfileID string    `json:"profile_id"`
+	Channel   string    `json:"channel"`
+	Purpose   string    `json:"purpose"`
+	Status    string    `json:"status"`
+	Source    string    `json:"source"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// SetSubscription records consent. source says who changed it (api,
+// unsubscribe link, ...).
+func (s *Store) SetSubscription(ctx context.Context, workspaceID string, sub Subscription) (Subscription, error) {
+	switch {
+	case sub.Channel != ChannelEmail && sub.Channel != ChannelWebhook:
+		return sub, &FieldError{"channel", "must be email or webhook"}
+	case sub.Purpose != Marketing && sub.Purpose != Transactional:
+		return sub, &FieldError{"purpose", "must be marketing or transactional"}
+	case sub.Status != "subscribed" && sub.Status != "unsubscribed":
+		return sub, &FieldError{"status", "must be subscribed or unsubscribed"}
+	}
+	err := s.pool.QueryRow(ctx, `
+		INSERT INTO subscriptions (workspace_id, profile_id, channel, purpose, status, source) VALUES ($1, $2, $3, $4, $5, $6)
+		ON CONFLICT (workspace_id, profile_id, channel, purpose) DO UPDATE
+		SET status = EXCLUDED.status, source = EXCLUDED.source, updated_at = now()
+		RETURNING updated_at`, workspaceID, sub.ProfileID, sub.Channel, sub.Purpose, sub.Status, sub.Source).Scan(&sub.UpdatedAt)
+	if err != nil {
+		return sub, fmt.Errorf("save subscription of %s: %w", sub.ProfileID, err)
+	}
+	return sub, nil
+}
+
+// Suppress records that an address must not be sent to.
+func (s *Store) Suppress(ctx context.Context, workspaceID, channel string, addressHash []byte, reason string) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		workspaceID, channel, addressHash, reason)
+	if err != nil {
+		return fmt.Errorf("suppress address: %w", err)
+	}
+	return nil
+}
+
+// Unsubscribe applies a verified one-click unsubscribe: the profile is
+// unsubscribed from marketing on the channel, and the address the message
+// went to is suppressed for marketing.
+func (s *Store) Unsubscribe(ctx context.Context, t UnsubscribeToken) error {
+	if t.ProfileID != "" {
+		if _, err := s.SetSubscription(ctx, t.WorkspaceID, Subscription{ProfileID: t.ProfileID, Channel: t.Channel, Purpose: Marketing, Status: "unsubscribed", Source: "unsubscribe_link"}); err != nil {
+			return err
+		}
+	}
+	var hash []byte
+	err := s.pool.QueryRow(ctx, `SELECT address_hash FROM deliveries WHERE workspace_id = $1 AND id = $2`, t.WorkspaceID, t.DeliveryID).Scan(&hash)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("load delivery %s: %w", t.DeliveryID, err)
+	}
+	if hash != nil {
+		return s.Suppress(ctx, t.WorkspaceID, t.Channel, hash, "unsubscribe")
+	}
+	return nil
+}

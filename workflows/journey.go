@@ -1,0 +1,337 @@
+package workflows
+
+import (
+	"hash/fnv"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/parcours/parcours/activities"
+	"github.com/parcours/parcours/pkg/journey"
+	"github.com/parcours/parcours/pkg/segment"
+)
+
+// Journey workflow names.
+const (
+	// JourneyWorkflow runs one profile through one journey version.
+	JourneyWorkflow = "parcours.Journey"
+	// EventSignal delivers a record the run listens to (ids only).
+	EventSignal = "parcours.event"
+	// StateQuery answers where the run is and what it waits for.
+	StateQuery = "parcours.state"
+)
+
+// JourneyRunID builds a run's workflow id from its business key. key is the
+// correlation value (e.g. the cart id), or the entry number for journeys
+// entered every time, or "" for one run at a time.
+func JourneyRunID(workspaceID, journeyID, profileID, key string) string {
+	id := "journey/" + workspaceID + "/" + journeyID + "/" + profileID
+	if key != "" {
+		id += "/" + key
+	}
+	return id
+}
+
+// JourneyInput starts a run. It carries ids only: no personal data goes into
+// Temporal history.
+type JourneyInput struct {
+	WorkspaceID string
+	JourneyID   string
+	Version     int
+	ProfileID   string
+	// TriggerEventID is the events row that started the run (0 for API and
+	// segment triggers); wait_for_event matches compare with it.
+	TriggerEventID int64
+}
+
+// EventSignalPayload is a record for a running run: its id and name.
+type EventSignalPayload struct {
+	EventID int64
+	Name    string
+}
+
+// JourneyState is what the state query answers.
+type JourneyState struct {
+	Node       string
+	WaitingFor string    // an event name, "time", or ""
+	Until      time.Time // when the current wait ends
+	Path       []string
+}
+
+// JourneyResult says how a run ended and which way it went.
+type JourneyResult struct {
+	// Reason: completed, exited:<event>, goal.
+	Reason string
+	Path   []string
+}
+
+// journeyRun is the state of one run, with a method per step.
+type journeyRun struct {
+	in      JourneyInput
+	def     journey.Definition
+	nodes   map[string]*journey.Node
+	state   JourneyState
+	events  workflow.ReceiveChannel
+	entered time.Time
+	ended   string // set when an exit or goal ends the run
+}
+
+// Journey runs one profile through a published journey version: sends,
+// waits (durable timers), waits for correlated events, branches and splits,
+// and ends on exit criteria or the goal wherever it is.
+func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
+	r := &journeyRun{in: in, events: workflow.GetSignalChannel(ctx, EventSignal), entered: workflow.Now(ctx)}
+	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (JourneyState, error) { return r.state, nil }); err != nil {
+		return JourneyResult{}, err
+	}
+	var a *activities.Activities
+	load := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		// Database reads: quick, retried until the database is back.
+		StartToCloseTimeout: 30 * time.Second,
+	})
+	if err := workflow.ExecuteActivity(load, a.LoadJourneyVersion, activities.JourneyVersionInput{
+		WorkspaceID: in.WorkspaceID, JourneyID: in.JourneyID, Version: in.Version,
+	}).Get(ctx, &r.def); err != nil {
+		return JourneyResult{}, err
+	}
+	info := workflow.GetInfo(ctx).WorkflowExecution
+	if err := workflow.ExecuteActivity(load, a.RecordJourneyEntry, activities.JourneyEntryInput{
+		WorkspaceID: in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, JourneyID: in.JourneyID, Version: in.Version, ProfileID: in.ProfileID,
+	}).Get(ctx, nil); err != nil {
+		return JourneyResult{}, err
+	}
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SAWorkspace.ValueSet(in.WorkspaceID), SAJourney.ValueSet(in.JourneyID),
+		SAProfile.ValueSet(in.ProfileID), SAVersion.ValueSet(int64(in.Version))); err != nil {
+		return JourneyResult{}, err
+	}
+	r.nodes = map[string]*journey.Node{}
+	for i := range r.def.Nodes {
+		r.nodes[r.def.Nodes[i].ID] = &r.def.Nodes[i]
+	}
+	result := JourneyResult{Reason: "completed"}
+	node := r.def.Start
+	for node != "" && r.ended == "" {
+		n := r.nodes[node]
+		r.state = JourneyState{Node: node, Path: append(r.state.Path, node)}
+		if err := r.enter(ctx, node); err != nil {
+			return result, err
+		}
+		next, err := r.step(ctx, n)
+		if err != nil {
+			return result, err
+		}
+		node = next
+	}
+	if r.ended != "" {
+		result.Reason = r.ended
+	}
+	result.Path = r.state.Path
+	r.finish(ctx, result.Reason)
+	return result, nil
+}
+
+// enter records the node: search attribute for the Temporal UI, row for reports.
+func (r *journeyRun) enter(ctx workflow.Context, node string) error {
+	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStep.ValueSet(node)); err != nil {
+		return err
+	}
+	var a *activities.Activities
+	rec := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	info := workflow.GetInfo(ctx).WorkflowExecution
+	return workflow.ExecuteActivity(rec, a.RecordJourneyStep, activities.JourneyStepInput{
+		WorkspaceID: r.in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, Node: node,
+	}).Get(ctx, nil)
+}
+
+func (r *journeyRun) finish(ctx workflow.Context, reason string) {
+	var a *activities.Activities
+	rec := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	info := workflow.GetInfo(ctx).WorkflowExecution
+	_ = workflow.ExecuteActivity(rec, a.RecordJourneyEnd, activities.JourneyEndInput{
+		WorkspaceID: r.in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, Reason: reason,
+	}).Get(ctx, nil)
+}
+
+// step runs one node and returns the next node id ("" to end).
+func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error) {
+	var a *activities.Activities
+	switch n.Type {
+	case journey.NodeExit:
+		return "", nil
+	case journey.NodeWait:
+		d, _ := segment.ParseWindow(n.Duration)
+		r.wait(ctx, d, "")
+		return n.Next, nil
+	case journey.NodeWaitForEvent:
+		d, _ := segment.ParseWindow(n.Timeout)
+		if r.wait(ctx, d, n.Event, func(ev EventSignalPayload) bool { return r.matches(ctx, n.Match, ev) }) {
+			return n.OnEvent, nil
+		}
+		return n.OnTimeout, nil
+	case journey.NodeBranch:
+		eval := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+		for _, b := range n.Branches {
+			var ok bool
+			err := workflow.ExecuteActivity(eval, a.EvaluateProfileRule, activities.ProfileRuleInput{
+				WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Rule: b.Condition, AsOf: workflow.Now(ctx),
+			}).Get(ctx, &ok)
+			if err != nil {
+				return "", err
+			}
+			if ok {
+				return b.Next, nil
+			}
+		}
+		return n.Else, nil
+	case journey.NodeSplit:
+		// Deterministic per profile and node: the same person always takes
+		// the same arm, on replay and on re-entry.
+		h := fnv.New32a()
+		h.Write([]byte(r.in.ProfileID + "/" + n.ID))
+		bucket := int(h.Sum32() % 100)
+		for _, v := range n.Variants {
+			if bucket < v.Weight {
+				return v.Next, nil
+			}
+			bucket -= v.Weight
+		}
+		return n.Variants[len(n.Variants)-1].Next, nil
+	case journey.NodeUpdateProfile:
+		upd := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+		err := workflow.ExecuteActivity(upd, a.UpdateProfileTraits, activities.UpdateTraitsInput{
+			WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Traits: n.Traits,
+			Reason: "journey/" + r.in.JourneyID + "/" + n.ID,
+		}).Get(ctx, nil)
+		return n.Next, err
+	case journey.NodeSend:
+		send := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			// A provider call; slow providers are retried, never sent twice (the ledger).
+			StartToCloseTimeout: time.Minute,
+			RetryPolicy: &temporal.RetryPolicy{
+				InitialInterval:        5 * time.Second,
+				MaximumInterval:        10 * time.Minute,
+				NonRetryableErrorTypes: []string{activities.ErrTypeSendFailed},
+			},
+		})
+		var out activities.SendMessageResult
+		err := workflow.ExecuteActivity(send, a.SendMessage, activities.SendMessageInput{
+			BusinessKey: "journey/" + r.in.JourneyID + "/v" + itoa(r.in.Version) + "/" + workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + n.ID,
+			WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, TemplateSlug: n.Template, Channel: n.Channel,
+			Class: "marketing", JourneyID: r.in.JourneyID, NodeID: n.ID,
+		}).Get(ctx, &out)
+		var appErr *temporal.ApplicationError
+		if err != nil && !(asApplicationError(err, &appErr) && appErr.Type() == activities.ErrTypeSendFailed) {
+			return "", err
+		}
+		// A permanent failure is recorded on the delivery; the run goes on.
+		return n.Next, nil
+	}
+	return "", temporal.NewNonRetryableApplicationError("unknown node type "+n.Type, "BadDefinition", nil)
+}
+
+// wait blocks for d (0: no time limit) or, when event is set, until a
+// matching event arrives; every record received meanwhile is checked
+// against the exit criteria and the goal. It reports whether the awaited
+// event came.
+func (r *journeyRun) wait(ctx workflow.Context, d time.Duration, event string, match ...func(EventSignalPayload) bool) bool {
+	timerCtx, cancel := workflow.WithCancel(ctx)
+	defer cancel()
+	r.state.WaitingFor = "time"
+	if event != "" {
+		r.state.WaitingFor = event
+	}
+	r.state.Until = workflow.Now(ctx).Add(d)
+	timer := workflow.NewTimer(timerCtx, d)
+	for {
+		got, fired := false, false
+		sel := workflow.NewSelector(ctx)
+		sel.AddFuture(timer, func(workflow.Future) { fired = true })
+		sel.AddReceive(r.events, func(c workflow.ReceiveChannel, _ bool) {
+			var ev EventSignalPayload
+			c.Receive(ctx, &ev)
+			if ev.EventID == r.in.TriggerEventID {
+				return // the record that started the run, delivered with the start
+			}
+			if r.checkEnds(ctx, ev) {
+				return
+			}
+			if event != "" && ev.Name == event && (len(match) == 0 || match[0](ev)) {
+				got = true
+			}
+		})
+		sel.Select(ctx)
+		switch {
+		case r.ended != "":
+			return false
+		case got:
+			return true
+		case fired:
+			return false
+		}
+	}
+}
+
+// checkEnds applies exit criteria and the goal to a record; it reports
+// whether the run ends.
+func (r *journeyRun) checkEnds(ctx workflow.Context, ev EventSignalPayload) bool {
+	for _, x := range r.def.Exits {
+		if x.Event == ev.Name && r.matches(ctx, x.Filter, ev) {
+			r.ended = "exited:" + strings.ToLower(strings.ReplaceAll(x.Event, " ", "_"))
+			return true
+		}
+	}
+	if g := r.def.Goal; g != nil && g.Event == ev.Name {
+		within, _ := segment.ParseWindow(g.Within)
+		if workflow.Now(ctx).Sub(r.entered) <= within && r.matches(ctx, g.Filter, ev) {
+			r.ended = "goal"
+			return true
+		}
+	}
+	return false
+}
+
+// matches runs a record condition in an activity (the record's data stays
+// out of history). An empty rule matches.
+func (r *journeyRun) matches(ctx workflow.Context, rule string, ev EventSignalPayload) bool {
+	if rule == "" {
+		return true
+	}
+	var a *activities.Activities
+	eval := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+	var ok bool
+	if err := workflow.ExecuteActivity(eval, a.MatchEvent, activities.MatchEventInput{
+		WorkspaceID: r.in.WorkspaceID, Rule: rule, EventID: ev.EventID, TriggerEventID: r.in.TriggerEventID,
+	}).Get(ctx, &ok); err != nil {
+		return false
+	}
+	return ok
+}
+
+func asApplicationError(err error, target **temporal.ApplicationError) bool {
+	for err != nil {
+		if ae, ok := err.(*temporal.ApplicationError); ok {
+			*target = ae
+			return true
+		}
+		u, ok := err.(interface{ Unwrap() error })
+		if !ok {
+			return false
+		}
+		err = u.Unwrap()
+	}
+	return false
+}
+
+func itoa(n int) string {
+	if n == 0 {
+		return "0"
+	}
+	var b []byte
+	for n > 0 {
+		b = append([]byte{byte('0' + n%10)}, b...)
+		n /= 10
+	}
+	return string(b)
+}

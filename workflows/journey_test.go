@@ -1,0 +1,161 @@
+package workflows_test
+
+import (
+	"context"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/testsuite"
+
+	"github.com/parcours/parcours/activities"
+	"github.com/parcours/parcours/pkg/journey"
+	"github.com/parcours/parcours/workflows"
+)
+
+// journeyEnv runs the Journey workflow in the time-skipping test suite with
+// the definition of testdata/abandoned_cart.json (or def) and the
+// bookkeeping activities mocked.
+type journeyEnv struct {
+	*testsuite.TestWorkflowEnvironment
+	sent     []string
+	traits   []map[string]any
+	matches  map[int64]bool
+	customer bool // what branch conditions answer
+}
+
+func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
+	t.Helper()
+	var s testsuite.WorkflowTestSuite
+	e := &journeyEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), matches: map[int64]bool{}}
+	var a *activities.Activities
+	e.OnActivity(a.LoadJourneyVersion, mock.Anything, mock.Anything).Return(def, nil)
+	e.OnActivity(a.RecordJourneyEntry, mock.Anything, mock.Anything).Return(nil)
+	e.OnActivity(a.RecordJourneyStep, mock.Anything, mock.Anything).Return(nil)
+	e.OnActivity(a.RecordJourneyEnd, mock.Anything, mock.Anything).Return(nil)
+	e.OnActivity(a.SendMessage, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
+			e.sent = append(e.sent, in.TemplateSlug)
+			return activities.SendMessageResult{Status: "sent"}, nil
+		})
+	e.OnActivity(a.UpdateProfileTraits, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.UpdateTraitsInput) error {
+			e.traits = append(e.traits, in.Traits)
+			return nil
+		})
+	e.OnActivity(a.MatchEvent, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.MatchEventInput) (bool, error) {
+			return e.matches[in.EventID], nil
+		})
+	e.OnActivity(a.EvaluateProfileRule, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.ProfileRuleInput) (bool, error) { return e.customer, nil })
+	return e
+}
+
+func cartDefinition(t *testing.T) journey.Definition {
+	t.Helper()
+	raw, err := os.ReadFile("../pkg/journey/testdata/abandoned_cart.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := journey.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+var cartInput = workflows.JourneyInput{WorkspaceID: "ws", JourneyID: "j", Version: 1, ProfileID: "p", TriggerEventID: 1}
+
+func (e *journeyEnv) result(t *testing.T) workflows.JourneyResult {
+	t.Helper()
+	if err := e.GetWorkflowError(); err != nil {
+		t.Fatal(err)
+	}
+	var r workflows.JourneyResult
+	if err := e.GetWorkflowResult(&r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestAbandonedCartSendsTwoEmailsWithoutAnOrder(t *testing.T) {
+	t.Parallel()
+	e := newJourneyEnv(t, cartDefinition(t))
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	r := e.result(t)
+	if r.Reason != "completed" || len(e.sent) != 2 || e.sent[0] != "cart-rescue-1" || e.sent[1] != "cart-rescue-coupon" {
+		t.Fatalf("result %+v, sent %v", r, e.sent)
+	}
+}
+
+func TestAbandonedCartOrderOfThatCartStopsTheRescue(t *testing.T) {
+	t.Parallel()
+	e := newJourneyEnv(t, cartDefinition(t))
+	e.matches[7] = true // the order of the same cart
+	e.RegisterDelayedCallback(func() {
+		// An order of another cart first: no match, the wait goes on.
+		e.SignalWorkflow(workflows.EventSignal, workflows.EventSignalPayload{EventID: 6, Name: "Page Viewed"})
+	}, 10*time.Minute)
+	e.RegisterDelayedCallback(func() {
+		e.SignalWorkflow(workflows.EventSignal, workflows.EventSignalPayload{EventID: 7, Name: "Order Completed"})
+	}, 30*time.Minute)
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	r := e.result(t)
+	// The order is also an exit criterion and the goal: the exit wins, nothing is sent.
+	if len(e.sent) != 0 || r.Reason != "exited:order_completed" {
+		t.Fatalf("result %+v, sent %v", r, e.sent)
+	}
+}
+
+func TestExitWhileWaitingBetweenEmails(t *testing.T) {
+	t.Parallel()
+	e := newJourneyEnv(t, cartDefinition(t))
+	e.RegisterDelayedCallback(func() {
+		e.SignalWorkflow(workflows.EventSignal, workflows.EventSignalPayload{EventID: 9, Name: "Order Completed"})
+	}, 5*time.Hour) // after the first email, during the 24 h wait
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	r := e.result(t)
+	if len(e.sent) != 1 || r.Reason != "exited:order_completed" {
+		t.Fatalf("result %+v, sent %v, want one email then the exit", r, e.sent)
+	}
+}
+
+func TestBranchSplitAndUpdateProfile(t *testing.T) {
+	t.Parallel()
+	d := journey.Definition{
+		Name: "Welcome", Trigger: journey.Trigger{Type: "event", Event: "Signed Up"}, Entry: journey.Entry{ReEntry: "once"},
+		Start: "is_customer",
+		Nodes: []journey.Node{
+			{ID: "is_customer", Type: "branch", Branches: []journey.Branch{{Condition: `profile.order_count > 0`, Next: "tag"}}, Else: "ab"},
+			{ID: "ab", Type: "split", Variants: []journey.Variant{{Name: "a", Weight: 50, Next: "mail_a"}, {Name: "b", Weight: 50, Next: "mail_b"}}},
+			{ID: "mail_a", Type: "send", Channel: "email", Template: "welcome-a", Next: "end"},
+			{ID: "mail_b", Type: "send", Channel: "email", Template: "welcome-b", Next: "end"},
+			{ID: "tag", Type: "update_profile", Traits: map[string]any{"welcomed": true}, Next: "end"},
+			{ID: "end", Type: "exit"},
+		},
+	}
+	if err := journey.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	e := newJourneyEnv(t, d)
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	r := e.result(t)
+	if len(e.sent) != 1 || len(e.traits) != 0 || r.Path[0] != "is_customer" || r.Path[1] != "ab" {
+		t.Fatalf("path %v sent %v", r.Path, e.sent)
+	}
+	// The split is deterministic per profile: the same person takes the same arm.
+	again := newJourneyEnv(t, d)
+	again.ExecuteWorkflow(workflows.Journey, cartInput)
+	if again.result(t); again.sent[0] != e.sent[0] {
+		t.Fatalf("split not deterministic: %v then %v", e.sent, again.sent)
+	}
+	// A customer takes the branch: traits updated, no email.
+	cust := newJourneyEnv(t, d)
+	cust.customer = true
+	cust.ExecuteWorkflow(workflows.Journey, cartInput)
+	if r := cust.result(t); len(cust.sent) != 0 || len(cust.traits) != 1 || cust.traits[0]["welcomed"] != true || r.Path[1] != "tag" {
+		t.Fatalf("customer path %v traits %v sent %v", r.Path, cust.traits, cust.sent)
+	}
+}
