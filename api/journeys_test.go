@@ -106,13 +106,23 @@ func TestJourneyRunsAsATemporalWorkflowDrivenByEvents(t *testing.T) {
 	if p := e.profileBy(t, "userId=ana"); p["traits"].(map[string]any)["rescued"] != false {
 		t.Fatalf("update_profile did not set the trait: %v", p["traits"])
 	}
+	// Erasing a person stops their running runs.
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "zoe", "event": "Cart Updated", "properties": map[string]any{"cart_id": "z1"}})
+	e.waitFor(t, "zoe's run", func() bool { return len(e.runs(t, id)) == 2 })
+	zoe := e.profileBy(t, "userId=zoe")["id"].(string)
+	if status, _, out := e.call(t, "DELETE", "/v1/profiles/"+zoe, e.admin, nil); status != 200 || out["journey_runs"] != 1.0 {
+		t.Fatalf("erase: %d %v", status, out)
+	}
+	if r := e.runs(t, id)[0]; r["end_reason"] != "erased" {
+		t.Fatalf("erased person's run %v", r)
+	}
 	// Paused: no new entries.
 	if status, _, _ := e.call(t, "POST", "/v1/journeys/"+id+"/pause", e.admin, nil); status != 200 {
 		t.Fatal(status)
 	}
 	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c2"}})
 	time.Sleep(300 * time.Millisecond)
-	if n := len(e.runs(t, id)); n != 1 {
+	if n := len(e.runs(t, id)); n != 2 {
 		t.Fatalf("a paused journey started a run (%d runs)", n)
 	}
 }

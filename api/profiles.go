@@ -10,6 +10,8 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"go.temporal.io/api/serviceerror"
+
 	"github.com/parcours/parcours/pkg/identity"
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/profile"
@@ -164,6 +166,25 @@ func (s *Server) eraseProfile(c echo.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	// Erased people leave their journeys at once.
+	if s.Journeys != nil && s.Temporal != nil {
+		runs, err := s.Journeys.OpenRuns(c.Request().Context(), k.WorkspaceID, out.ProfileID, nil)
+		if err != nil {
+			return err
+		}
+		for _, r := range runs {
+			err := s.Temporal.TerminateWorkflow(c.Request().Context(), r.WorkflowID, r.RunID, "profile erased")
+			var nf *serviceerror.NotFound
+			if err != nil && !errors.As(err, &nf) {
+				s.logger.ErrorContext(c.Request().Context(), "could not stop the journey run of an erased profile", "workflow_id", r.WorkflowID, "err", err)
+				continue
+			}
+			if err := s.Journeys.RecordEnd(c.Request().Context(), k.WorkspaceID, r.WorkflowID, r.RunID, "erased"); err != nil {
+				return err
+			}
+			out.JourneyRuns++
+		}
 	}
 	return c.JSON(http.StatusOK, out)
 }

@@ -23,6 +23,8 @@ type Erasure struct {
 	Profiles   int    `json:"profiles"`
 	Identities int    `json:"identities"`
 	Events     int    `json:"events"`
+	// JourneyRuns counts the running journey runs stopped.
+	JourneyRuns int `json:"journey_runs"`
 }
 
 // suppressionHash is how an erased identifier is remembered: a hash, so the
