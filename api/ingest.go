@@ -121,8 +121,12 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 		// are committed already; should this fail, the scheduled sweep
 		// catches up, so it is logged, not returned.
 		if s.Segments != nil {
-			if _, err := s.Segments.Refresh(c.Request().Context(), k.WorkspaceID, res.Changes, time.Now().UTC()); err != nil {
+			moves, err := s.Segments.Refresh(c.Request().Context(), k.WorkspaceID, res.Changes, time.Now().UTC())
+			if err != nil {
 				s.logger.ErrorContext(c.Request().Context(), "real-time segment update failed", "err", err)
+			}
+			if err := s.triggerSegmentJourneys(c.Request().Context(), k.WorkspaceID, moves.Moves); err != nil {
+				s.logger.ErrorContext(c.Request().Context(), "segment-triggered journeys failed", "err", err)
 			}
 		}
 		if err := s.triggerJourneys(c.Request().Context(), k.WorkspaceID, res.Stored); err != nil {

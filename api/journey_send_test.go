@@ -80,3 +80,32 @@ func values(m map[string]string) []string {
 	}
 	return out
 }
+
+// Prospect to customer: entering the segment "customers" sends one thank-you.
+func TestThankYouWhenAProspectBecomesACustomer(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	fake := channeltest.NewSendGrid(t, "SG.thanks")
+	e.call(t, "PUT", "/v1/channels/email", e.admin, map[string]any{"api_key": "SG.thanks", "from_email": "hello@shop.example", "base_url": fake.URL})
+	e.call(t, "POST", "/v1/templates", e.admin, map[string]any{"slug": "thank-you", "name": "Thank you", "channel": "email",
+		"subject": "Thank you for your first order", "html": "<p>Thank you</p>", "text": "Thank you"})
+	e.createSegment(t, "customers", `profile.order_count >= 1`)
+	_, _, j := e.call(t, "POST", "/v1/journeys", e.admin, `{
+	  "name": "Thank you", "trigger": {"type": "segment_entered", "segment": "customers"}, "entry": {"re_entry": "once"},
+	  "start": "thank", "nodes": [{"id": "thank", "type": "send", "channel": "email", "template": "thank-you", "next": "done"}, {"id": "done", "type": "exit"}]}`)
+	id := j["id"].(string)
+	if status, _, body := e.call(t, "POST", "/v1/journeys/"+id+"/publish", e.admin, nil); status != 200 {
+		t.Fatalf("publish: %d %v", status, body)
+	}
+	e.mustSend(t, e.write, "/v1/identify", map[string]any{"userId": "ana", "traits": map[string]any{"email": "ana@example.com"}})
+	e.mustSend(t, e.write, "/v1/page", map[string]any{"userId": "ana", "name": "Home"}) // a prospect: nothing
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Order Completed", "properties": map[string]any{"total": 30}})
+	e.waitFor(t, "the thank-you run to end", func() bool { rs := e.runs(t, id); return len(rs) == 1 && rs[0]["ended_at"] != nil })
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Order Completed", "properties": map[string]any{"total": 40}})
+	if mails := fake.Accepted(); len(mails) != 1 || mails[0].Personalizations[0].To[0].Email != "ana@example.com" {
+		t.Fatalf("mails %+v, want one thank-you to ana", mails)
+	}
+	if n := len(e.runs(t, id)); n != 1 {
+		t.Fatalf("%d runs, want 1", n)
+	}
+}

@@ -199,8 +199,42 @@ func (s *Server) triggerJourneys(ctx context.Context, workspaceID string, stored
 			if t.Type != journey.TriggerEvent || t.Event != name {
 				continue
 			}
-			if err := s.enterJourney(ctx, workspaceID, j, ev); err != nil {
+			rec := journey.EventRecord{Type: ev.Message.Type, Event: name, Properties: ev.Message.Properties,
+				Traits: ev.Message.Traits, Context: ev.Message.Context, Trigger: map[string]any{}}
+			if err := s.enterJourney(ctx, workspaceID, j, ev.ProfileID, ev.ID, rec); err != nil {
 				errs = append(errs, err)
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// triggerSegmentJourneys starts runs of live journeys triggered by a
+// profile entering or leaving a segment.
+func (s *Server) triggerSegmentJourneys(ctx context.Context, workspaceID string, moves []segment.Move) error {
+	if s.Journeys == nil || len(moves) == 0 {
+		return nil
+	}
+	live, err := s.Journeys.LiveJourneys(ctx, workspaceID)
+	if err != nil || len(live) == 0 {
+		return err
+	}
+	var errs []error
+	for _, m := range moves {
+		want := journey.TriggerSegmentExited
+		if m.Entered {
+			want = journey.TriggerSegmentEntered
+		}
+		for _, j := range live {
+			if t := j.Definition.Trigger; t.Type == want && t.Segment == m.Segment {
+				name := "Segment Exited"
+				if m.Entered {
+					name = "Segment Entered"
+				}
+				rec := journey.EventRecord{Type: "track", Event: name, Properties: map[string]any{"segment": m.Segment}}
+				if err := s.enterJourney(ctx, workspaceID, j, m.ProfileID, 0, rec); err != nil {
+					errs = append(errs, err)
+				}
 			}
 		}
 	}
@@ -227,10 +261,8 @@ func listensTo(d journey.Definition) []string {
 // enterJourney applies a journey's trigger filter, entry filter and
 // re-entry policy to a record, and starts the run with SignalWithStart on a
 // deterministic workflow id, so that duplicate triggers never start twice.
-func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey.Live, ev ingest.StoredEvent) error {
+func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey.Live, profileID string, eventID int64, rec journey.EventRecord) error {
 	d := j.Definition
-	rec := journey.EventRecord{Type: ev.Message.Type, Event: ev.Message.NameOrEvent(), Properties: ev.Message.Properties,
-		Traits: ev.Message.Traits, Context: ev.Message.Context, Trigger: map[string]any{}}
 	if d.Trigger.Filter != "" {
 		prog, err := journey.CompileEventRule(d.Trigger.Filter)
 		if err != nil {
@@ -242,7 +274,7 @@ func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey
 	}
 	now := time.Now().UTC()
 	if d.Entry.Filter != "" {
-		ok, err := s.Segments.EvaluateRule(ctx, workspaceID, ev.ProfileID, d.Entry.Filter, now)
+		ok, err := s.Segments.EvaluateRule(ctx, workspaceID, profileID, d.Entry.Filter, now)
 		if err != nil || !ok {
 			return err
 		}
@@ -258,41 +290,45 @@ func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey
 	reuse := enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
 	switch d.Entry.ReEntry {
 	case journey.ReEntryEveryTime:
-		if key == "" {
-			key = "e" + strconv.FormatInt(ev.ID, 10)
+		switch {
+		case key != "":
+		case eventID != 0:
+			key = "e" + strconv.FormatInt(eventID, 10)
+		default: // a segment entry: each one is a new run
+			key = "t" + strconv.FormatInt(time.Now().UnixNano(), 36)
 		}
 	case journey.ReEntryOnce:
 		reuse = enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
-		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, ev.ProfileID); err != nil || last != nil {
+		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, profileID); err != nil || last != nil {
 			return err
 		}
 	case journey.ReEntryAfterCooldown:
 		cool, _ := segment.ParseWindow(d.Entry.Cooldown) // validated at save
-		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, ev.ProfileID); err != nil || (last != nil && now.Sub(*last) < cool) {
+		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, profileID); err != nil || (last != nil && now.Sub(*last) < cool) {
 			return err
 		}
 	}
-	wid := workflows.JourneyRunID(workspaceID, j.ID, ev.ProfileID, key)
+	wid := workflows.JourneyRunID(workspaceID, j.ID, profileID, key)
 	_, err := s.Temporal.SignalWithStartWorkflow(ctx, wid, workflows.EventSignal,
-		workflows.EventSignalPayload{EventID: ev.ID, Name: rec.Event},
+		workflows.EventSignalPayload{EventID: eventID, Name: rec.Event},
 		client.StartWorkflowOptions{
 			ID:                    wid,
 			TaskQueue:             s.TaskQueue,
 			WorkflowIDReusePolicy: reuse,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
 				workflows.SAWorkspace.ValueSet(workspaceID), workflows.SAJourney.ValueSet(j.ID),
-				workflows.SAProfile.ValueSet(ev.ProfileID), workflows.SAVersion.ValueSet(int64(j.Version))),
+				workflows.SAProfile.ValueSet(profileID), workflows.SAVersion.ValueSet(int64(j.Version))),
 			Memo: map[string]any{"journey": d.Name},
 		},
 		workflows.JourneyWorkflow, workflows.JourneyInput{
-			WorkspaceID: workspaceID, JourneyID: j.ID, Version: j.Version, ProfileID: ev.ProfileID, TriggerEventID: ev.ID,
+			WorkspaceID: workspaceID, JourneyID: j.ID, Version: j.Version, ProfileID: profileID, TriggerEventID: eventID,
 		})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
 		return nil // once: already entered
 	}
 	if err != nil {
-		return fmt.Errorf("start journey %s for profile %s: %w", j.ID, ev.ProfileID, err)
+		return fmt.Errorf("start journey %s for profile %s: %w", j.ID, profileID, err)
 	}
 	return nil
 }

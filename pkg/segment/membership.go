@@ -32,6 +32,16 @@ type Transitions struct {
 	Evaluated int `json:"evaluated"` // (profile, segment) pairs evaluated
 	Entered   int `json:"entered"`
 	Exited    int `json:"exited"`
+	// Moves lists who entered or left which segment (real-time refreshes
+	// only), for journeys triggered by segments.
+	Moves []Move `json:"-"`
+}
+
+// Move is one profile entering or leaving one segment.
+type Move struct {
+	Segment   string // slug
+	ProfileID string
+	Entered   bool
 }
 
 func (t *Transitions) add(o Transitions) {
@@ -39,6 +49,7 @@ func (t *Transitions) add(o Transitions) {
 	t.Evaluated += o.Evaluated
 	t.Entered += o.Entered
 	t.Exited += o.Exited
+	t.Moves = append(t.Moves, o.Moves...)
 }
 
 // relevant picks the segments a change can affect: those reading one of its
@@ -215,6 +226,7 @@ func (s *Store) apply(ctx context.Context, workspaceID string, ids []string, seg
 				// (a sweep that started earlier) must not undo it.
 				if in != d.Segments[c.Slug] && !d.changedAt[c.Slug].After(now) {
 					changes = append(changes, transition{segmentID: c.ID, profileID: id, entered: in})
+					t.Moves = append(t.Moves, Move{Segment: c.Slug, ProfileID: id, Entered: in})
 					d.Segments[c.Slug] = in
 				}
 			}
