@@ -75,8 +75,8 @@ var IDs = []string{"B0", "B2", "B3", "B8"}
 // with why. Move one to IDs when its workload is written here.
 var pending = []Pending{
 	{"B1", "segment rule evaluation", "a micro benchmark exists (`go test -bench Evaluate ./pkg/segment`), not wired into this report"},
-	{"B4", "event → matching journey run latency", "journeys are not built yet"},
-	{"B5", "journeys started per second", "journeys are not built yet"},
+	{"B4", "event → matching journey run latency", "journeys run (event triggers, SignalWithStart); the workload is not written yet"},
+	{"B5", "journeys started per second", "journeys run; the workload is not written yet"},
 	{"B6", "recompute 10 segments over 1M profiles", "workload not written yet"},
 	{"B7", "broadcast to 100k recipients", "broadcast is not built yet"},
 }
