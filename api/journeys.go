@@ -357,3 +357,54 @@ func lookupPath(r journey.EventRecord, path string) string {
 	}
 	return fmt.Sprint(cur)
 }
+
+// listScenarios lists the built-in journey scenarios.
+func (s *Server) listScenarios(c echo.Context) error {
+	var out []journey.Scenario
+	for _, n := range journey.Scenarios() {
+		sc, err := journey.LoadScenario(n)
+		if err != nil {
+			return err
+		}
+		out = append(out, sc)
+	}
+	return c.JSON(http.StatusOK, map[string]any{"data": out})
+}
+
+// createFromScenario creates a journey draft from a built-in scenario in one
+// call, and says which templates and segment it still needs before it can
+// be published usefully.
+func (s *Server) createFromScenario(c echo.Context) error {
+	sc, err := journey.LoadScenario(c.Param("name"))
+	if err != nil {
+		return problem(http.StatusNotFound, err.Error())
+	}
+	ctx := c.Request().Context()
+	ws := keyFrom(c).WorkspaceID
+	j, err := s.Journeys.Create(ctx, ws, sc.Definition)
+	if err != nil {
+		return journeyProblem(err)
+	}
+	missing := []string{}
+	if s.Templates != nil {
+		for _, slug := range sc.Templates {
+			if _, err := s.Templates.BySlug(ctx, ws, slug); err != nil {
+				missing = append(missing, "template "+slug)
+			}
+		}
+	}
+	if sc.Segment != "" && s.Segments != nil {
+		found := false
+		segs, err := s.Segments.List(ctx, ws)
+		if err != nil {
+			return err
+		}
+		for _, sg := range segs {
+			found = found || sg.Slug == sc.Segment
+		}
+		if !found {
+			missing = append(missing, "segment "+sc.Segment)
+		}
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"journey": j, "missing": missing})
+}

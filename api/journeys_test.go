@@ -134,3 +134,23 @@ func toStrings(v any) []string {
 	}
 	return out
 }
+
+func TestScenariosAreOneCallAway(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	status, _, list := e.call(t, "GET", "/v1/journey-scenarios", e.admin, nil)
+	if status != 200 || len(list["data"].([]any)) != 4 {
+		t.Fatalf("scenarios: %d %v", status, list)
+	}
+	status, _, out := e.call(t, "POST", "/v1/journeys/scenarios/thank_you", e.admin, nil)
+	if status != 201 || out["journey"].(map[string]any)["status"] != "draft" {
+		t.Fatalf("create from scenario: %d %v", status, out)
+	}
+	missing := toStrings(out["missing"])
+	if strings.Join(missing, ",") != "template thank-you,segment customers" {
+		t.Fatalf("missing %v", missing)
+	}
+	if status, _, _ := e.call(t, "POST", "/v1/journeys/scenarios/nope", e.admin, nil); status != 404 {
+		t.Fatalf("unknown scenario: %d", status)
+	}
+}

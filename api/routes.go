@@ -68,6 +68,8 @@ func (s *Server) routes() []route {
 
 		// Journeys: definitions, versions, runs as Temporal workflows.
 		{http.MethodGet, "/v1/journeys", workspace.ScopeAdmin, s.listJourneys, false},
+		{http.MethodGet, "/v1/journey-scenarios", workspace.ScopeAdmin, s.listScenarios, false},
+		{http.MethodPost, "/v1/journeys/scenarios/:name", workspace.ScopeAdmin, s.createFromScenario, false},
 		{http.MethodPost, "/v1/journeys", workspace.ScopeAdmin, s.createJourney, false},
 		{http.MethodGet, "/v1/journeys/:id", workspace.ScopeAdmin, s.getJourney, false},
 		{http.MethodPut, "/v1/journeys/:id", workspace.ScopeAdmin, s.updateJourney, false},

@@ -83,3 +83,23 @@ func TestParseRejectsUnknownFields(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestEveryScenarioIsValid(t *testing.T) {
+	t.Parallel()
+	names := journey.Scenarios()
+	if strings.Join(names, ",") != "abandoned_cart,resend_non_openers,thank_you,welcome" {
+		t.Fatalf("scenarios %v", names)
+	}
+	for _, n := range names {
+		s, err := journey.LoadScenario(n)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if err := journey.Validate(s.Definition); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+		if len(s.Templates) == 0 {
+			t.Errorf("%s sends nothing", n)
+		}
+	}
+}
