@@ -129,6 +129,9 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 				s.logger.ErrorContext(c.Request().Context(), "segment-triggered journeys failed", "err", err)
 			}
 		}
+		if err := s.reconcileMerges(c.Request().Context(), k.WorkspaceID, res.Changes); err != nil {
+			s.logger.ErrorContext(c.Request().Context(), "journey reconciliation after a merge failed", "err", err)
+		}
 		if err := s.triggerJourneys(c.Request().Context(), k.WorkspaceID, res.Stored); err != nil {
 			s.logger.ErrorContext(c.Request().Context(), "journey trigger failed", "err", err)
 		}

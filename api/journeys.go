@@ -408,3 +408,53 @@ func (s *Server) createFromScenario(c echo.Context) error {
 	}
 	return c.JSON(http.StatusCreated, map[string]any{"journey": j, "missing": missing})
 }
+
+// reconcileMerges applies the merge rule to journey runs: when a profile is
+// merged into another, a run of the merged profile that the survivor also
+// has (same journey, same run key: the same cart, or the one run at a time)
+// ends with reason "merged"; any other run of the merged profile goes on,
+// following the survivor from then on.
+func (s *Server) reconcileMerges(ctx context.Context, workspaceID string, changes []segment.Change) error {
+	if s.Journeys == nil {
+		return nil
+	}
+	var errs []error
+	for _, c := range changes {
+		if !c.Gone || c.MergedInto == "" {
+			continue
+		}
+		gone, err := s.Journeys.OpenRuns(ctx, workspaceID, c.ProfileID, nil)
+		if err != nil || len(gone) == 0 {
+			errs = append(errs, err)
+			continue
+		}
+		kept, err := s.Journeys.OpenRuns(ctx, workspaceID, c.MergedInto, nil)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		for _, r := range gone {
+			key := func(run journey.Run) string {
+				return strings.TrimPrefix(run.WorkflowID, workflows.JourneyRunID(workspaceID, run.JourneyID, run.ProfileID, ""))
+			}
+			dup := slices.ContainsFunc(kept, func(k journey.Run) bool { return k.JourneyID == r.JourneyID && key(k) == key(r) })
+			if dup {
+				if err := s.Temporal.TerminateWorkflow(ctx, r.WorkflowID, r.RunID, "profile merged into "+c.MergedInto); err != nil {
+					var nf *serviceerror.NotFound
+					if !errors.As(err, &nf) {
+						errs = append(errs, err)
+						continue
+					}
+				}
+				errs = append(errs, s.Journeys.RecordEnd(ctx, workspaceID, r.WorkflowID, r.RunID, "merged"))
+				continue
+			}
+			if err := s.Temporal.SignalWorkflow(ctx, r.WorkflowID, r.RunID, workflows.MergedSignal, workflows.MergedSignalPayload{ProfileID: c.MergedInto}); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			errs = append(errs, s.Journeys.Rehome(ctx, workspaceID, r.WorkflowID, r.RunID, c.MergedInto))
+		}
+	}
+	return errors.Join(errs...)
+}

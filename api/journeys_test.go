@@ -154,3 +154,37 @@ func TestScenariosAreOneCallAway(t *testing.T) {
 		t.Fatalf("unknown scenario: %d", status)
 	}
 }
+
+// When two profiles merge, their runs of the same journey and cart collapse
+// to the survivor's; a run for another cart follows the survivor.
+func TestMergedProfilesRunsAreReconciled(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	_, _, j := e.call(t, "POST", "/v1/journeys", e.admin, cartJourney)
+	id := j["id"].(string)
+	e.call(t, "POST", "/v1/journeys/"+id+"/publish", e.admin, nil)
+	// The same person on two devices, before anyone knows.
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"anonymousId": "phone", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c1"}})
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"anonymousId": "laptop", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c1"}})
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"anonymousId": "laptop", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c2"}})
+	e.waitFor(t, "three runs", func() bool { return len(e.runs(t, id)) == 3 })
+	phone := e.profileBy(t, "anonymousId=phone")["id"].(string)
+	// The alias merges laptop into phone (the older profile).
+	e.mustSend(t, e.write, "/v1/alias", map[string]any{"userId": "u1", "previousId": "laptop"})
+	e.mustSend(t, e.write, "/v1/identify", map[string]any{"anonymousId": "phone", "userId": "u1"})
+	if e.profileBy(t, "anonymousId=laptop")["id"] != phone {
+		t.Fatal("profiles not merged")
+	}
+	e.waitFor(t, "reconciliation", func() bool {
+		open, merged := 0, 0
+		for _, r := range e.runs(t, id) {
+			switch {
+			case r["ended_at"] == nil && r["profile_id"] == phone:
+				open++
+			case r["end_reason"] == "merged":
+				merged++
+			}
+		}
+		return open == 2 && merged == 1
+	})
+}

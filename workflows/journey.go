@@ -21,7 +21,15 @@ const (
 	EventSignal = "parcours.event"
 	// StateQuery answers where the run is and what it waits for.
 	StateQuery = "parcours.state"
+	// MergedSignal tells a run its profile was merged into another, which
+	// the run follows from then on.
+	MergedSignal = "parcours.profile_merged"
 )
+
+// MergedSignalPayload names the surviving profile.
+type MergedSignalPayload struct {
+	ProfileID string
+}
 
 // JourneyRunID builds a run's workflow id from its business key. key is the
 // correlation value (e.g. the cart id), or the entry number for journeys
@@ -83,6 +91,17 @@ type journeyRun struct {
 // and ends on exit criteria or the goal wherever it is.
 func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 	r := &journeyRun{in: in, events: workflow.GetSignalChannel(ctx, EventSignal), entered: workflow.Now(ctx)}
+	// A merge re-homes the run on the surviving profile, whenever it comes.
+	merged := workflow.GetSignalChannel(ctx, MergedSignal)
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		for {
+			var m MergedSignalPayload
+			merged.Receive(ctx, &m)
+			if m.ProfileID != "" {
+				r.in.ProfileID = m.ProfileID
+			}
+		}
+	})
 	if err := workflow.SetQueryHandler(ctx, StateQuery, func() (JourneyState, error) { return r.state, nil }); err != nil {
 		return JourneyResult{}, err
 	}

@@ -351,6 +351,18 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 	return res, saveProfiles(ctx, tx, o.WorkspaceID, profiles)
 }
 
+// finalSurvivor follows merges made in this call to the live profile.
+func finalSurvivor(profiles map[string]*profileState, id string) string {
+	for i := 0; i < len(profiles); i++ {
+		st, ok := profiles[id]
+		if !ok || st.mergedInto == "" {
+			return id
+		}
+		id = st.mergedInto
+	}
+	return id
+}
+
 // changes summarises, per profile, the records a call brought.
 func changes(fresh []*events.Message, eventProfile []string, profiles map[string]*profileState) []segment.Change {
 	byProfile := map[string]*segment.Change{}
@@ -379,6 +391,7 @@ func changes(fresh []*events.Message, eventProfile []string, profiles map[string
 	for id, st := range profiles {
 		if st.mergedInto != "" {
 			get(id).Gone = true
+			get(id).MergedInto = finalSurvivor(profiles, st.mergedInto)
 			get(st.mergedInto).Traits = true // it gained identities and traits
 		}
 	}

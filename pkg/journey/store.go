@@ -284,3 +284,12 @@ func (s *Store) Runs(ctx context.Context, workspaceID, journeyID string, limit i
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Run])
 }
+
+// Rehome moves a run to the profile it was merged into.
+func (s *Store) Rehome(ctx context.Context, workspaceID, workflowID, runID, profileID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE journey_runs SET profile_id = $4 WHERE workspace_id = $1 AND workflow_id = $2 AND run_id = $3`, workspaceID, workflowID, runID, profileID)
+	if err != nil {
+		return fmt.Errorf("re-home journey run: %w", err)
+	}
+	return nil
+}

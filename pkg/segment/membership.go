@@ -24,6 +24,8 @@ type Change struct {
 	Gone bool
 	// All asks for every segment to be evaluated (e.g. after an unmerge).
 	All bool
+	// MergedInto is the surviving profile when Gone is due to a merge.
+	MergedInto string
 }
 
 // Transitions counts what an evaluation did.
