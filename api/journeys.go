@@ -458,3 +458,71 @@ func (s *Server) reconcileMerges(ctx context.Context, workspaceID string, change
 	}
 	return errors.Join(errs...)
 }
+
+// journeyStats answers the journey's funnel: runs entered, open at each
+// node, visits per node, ended by reason.
+func (s *Server) journeyStats(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return journeyProblem(journey.ErrNotFound)
+	}
+	ws := keyFrom(c).WorkspaceID
+	if _, err := s.Journeys.Get(c.Request().Context(), ws, id); err != nil {
+		return journeyProblem(err)
+	}
+	st, err := s.Journeys.Stats(c.Request().Context(), ws, id)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, st)
+}
+
+// removeRuns takes runs out of a journey: one (?workflow_id=) or all those
+// at a node (?node=). They end with reason "removed".
+func (s *Server) removeRuns(c echo.Context) error {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return journeyProblem(journey.ErrNotFound)
+	}
+	ctx := c.Request().Context()
+	ws := keyFrom(c).WorkspaceID
+	if _, err := s.Journeys.Get(ctx, ws, id); err != nil {
+		return journeyProblem(err)
+	}
+	var runs []journey.Run
+	switch wid, node := c.QueryParam("workflow_id"), c.QueryParam("node"); {
+	case wid != "" && node == "":
+		all, err := s.Journeys.Runs(ctx, ws, id, 10000)
+		if err != nil {
+			return err
+		}
+		for _, r := range all {
+			if r.WorkflowID == wid && r.EndedAt == nil {
+				runs = append(runs, r)
+			}
+		}
+		if len(runs) == 0 {
+			return problem(http.StatusNotFound, "No running run "+wid+" in this journey.")
+		}
+	case node != "" && wid == "":
+		var err error
+		if runs, err = s.Journeys.RunsAt(ctx, ws, id, node); err != nil {
+			return err
+		}
+	default:
+		return invalid("Say which runs to remove.", FieldError{Field: "workflow_id", Reason: "give workflow_id (one run) or node (every run at that node), not both"})
+	}
+	removed := 0
+	for _, r := range runs {
+		err := s.Temporal.TerminateWorkflow(ctx, r.WorkflowID, r.RunID, "removed by "+keyFrom(c).Name)
+		var nf *serviceerror.NotFound
+		if err != nil && !errors.As(err, &nf) {
+			return err
+		}
+		if err := s.Journeys.RecordEnd(ctx, ws, r.WorkflowID, r.RunID, "removed"); err != nil {
+			return err
+		}
+		removed++
+	}
+	return c.JSON(http.StatusOK, map[string]int{"removed": removed})
+}

@@ -116,13 +116,26 @@ func TestJourneyRunsAsATemporalWorkflowDrivenByEvents(t *testing.T) {
 	if r := e.runs(t, id)[0]; r["end_reason"] != "erased" {
 		t.Fatalf("erased person's run %v", r)
 	}
+	// The funnel, and removing the runs waiting at a node.
+	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "yan", "event": "Cart Updated", "properties": map[string]any{"cart_id": "y1"}})
+	e.waitFor(t, "yan's run", func() bool { rs := e.runs(t, id); return len(rs) == 3 && rs[0]["node"] == "wait_order" })
+	status, _, stats := e.call(t, "GET", "/v1/journeys/"+id+"/stats", e.admin, nil)
+	if status != 200 || stats["entered"] != 3.0 || stats["open_at_node"].(map[string]any)["wait_order"] != 1.0 || stats["ended_by_reason"].(map[string]any)["completed"] != 1.0 {
+		t.Fatalf("stats: %d %v", status, stats)
+	}
+	if status, _, out := e.call(t, "DELETE", "/v1/journeys/"+id+"/runs?node=wait_order", e.admin, nil); status != 200 || out["removed"] != 1.0 {
+		t.Fatalf("remove at node: %d %v", status, out)
+	}
+	if r := e.runs(t, id)[0]; r["end_reason"] != "removed" {
+		t.Fatalf("removed run %v", r)
+	}
 	// Paused: no new entries.
 	if status, _, _ := e.call(t, "POST", "/v1/journeys/"+id+"/pause", e.admin, nil); status != 200 {
 		t.Fatal(status)
 	}
 	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Cart Updated", "properties": map[string]any{"cart_id": "c2"}})
 	time.Sleep(300 * time.Millisecond)
-	if n := len(e.runs(t, id)); n != 2 {
+	if n := len(e.runs(t, id)); n != 3 {
 		t.Fatalf("a paused journey started a run (%d runs)", n)
 	}
 }

@@ -77,6 +77,8 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/journeys/:id/pause", workspace.ScopeAdmin, s.setJourneyStatus("paused"), false},
 		{http.MethodPost, "/v1/journeys/:id/resume", workspace.ScopeAdmin, s.setJourneyStatus("live"), false},
 		{http.MethodGet, "/v1/journeys/:id/runs", workspace.ScopeAdmin, s.journeyRuns, false},
+		{http.MethodDelete, "/v1/journeys/:id/runs", workspace.ScopeAdmin, s.removeRuns, false},
+		{http.MethodGet, "/v1/journeys/:id/stats", workspace.ScopeAdmin, s.journeyStats, false},
 
 		// Workspace and keys
 		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace, false},

@@ -293,3 +293,51 @@ func (s *Store) Rehome(ctx context.Context, workspaceID, workflowID, runID, prof
 	}
 	return nil
 }
+
+// Stats counts a journey's runs: entered, open by current node, ended by reason.
+type Stats struct {
+	Entered int            `json:"entered"`
+	AtNode  map[string]int `json:"open_at_node"`
+	Ended   map[string]int `json:"ended_by_reason"`
+	Visited map[string]int `json:"visited_node"`
+}
+
+// Stats computes a journey's run counts.
+func (s *Store) Stats(ctx context.Context, workspaceID, journeyID string) (Stats, error) {
+	st := Stats{AtNode: map[string]int{}, Ended: map[string]int{}, Visited: map[string]int{}}
+	rows, err := s.pool.Query(ctx, `
+		SELECT 'at', coalesce(node, ''), count(*) FROM journey_runs WHERE workspace_id = $1 AND journey_id = $2 AND ended_at IS NULL GROUP BY node
+		UNION ALL SELECT 'end', coalesce(end_reason, ''), count(*) FROM journey_runs WHERE workspace_id = $1 AND journey_id = $2 AND ended_at IS NOT NULL GROUP BY end_reason
+		UNION ALL SELECT 'visit', n, count(*) FROM journey_runs, unnest(path) AS n WHERE workspace_id = $1 AND journey_id = $2 GROUP BY n`, workspaceID, journeyID)
+	if err != nil {
+		return st, fmt.Errorf("journey stats: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var kind, key string
+		var n int
+		if err := rows.Scan(&kind, &key, &n); err != nil {
+			return st, err
+		}
+		switch kind {
+		case "at":
+			st.AtNode[key] = n
+			st.Entered += n
+		case "end":
+			st.Ended[key] = n
+			st.Entered += n
+		case "visit":
+			st.Visited[key] = n
+		}
+	}
+	return st, rows.Err()
+}
+
+// RunsAt lists the open runs of a journey at a node.
+func (s *Store) RunsAt(ctx context.Context, workspaceID, journeyID, node string) ([]Run, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+runCols+` FROM journey_runs WHERE workspace_id = $1 AND journey_id = $2 AND ended_at IS NULL AND node = $3`, workspaceID, journeyID, node)
+	if err != nil {
+		return nil, fmt.Errorf("list runs at node: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowToStructByPos[Run])
+}
