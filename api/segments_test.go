@@ -85,6 +85,17 @@ func TestSegmentsStayCurrent(t *testing.T) {
 	if len(e.members(t, carts["id"].(string))) != 0 || len(e.members(t, buyers["id"].(string))) != 1 || len(e.members(t, big["id"].(string))) != 1 {
 		t.Fatal("an order did not move ana between segments")
 	}
+	// The timeline shows the transitions as internal events.
+	status, _, tl := e.call(t, "GET", "/v1/profiles/"+ana+"/events", e.admin, nil)
+	var seen []string
+	for _, ev := range tl["data"].([]any) {
+		if ev := ev.(map[string]any); ev["source"] == "parcours" {
+			seen = append(seen, ev["name"].(string)+" "+ev["properties"].(map[string]any)["segment"].(string))
+		}
+	}
+	if status != 200 || !strings.Contains(strings.Join(seen, ","), "Segment Entered buyers") || !strings.Contains(strings.Join(seen, ","), "Segment Exited cart-abandoners") {
+		t.Fatalf("timeline segment events %v", seen)
+	}
 	// The 360 profile lists them.
 	if segs := e.profileBy(t, "userId=ana")["segments"].([]any); len(segs) != 2 || segs[0].(map[string]any)["slug"] != "big-spenders" || segs[1].(map[string]any)["slug"] != "buyers" {
 		t.Fatalf("profile segments %v", segs)

@@ -287,7 +287,8 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 			ON CONFLICT (workspace_id, segment_id, profile_id) DO UPDATE SET entered_at = excluded.entered_at, exited_at = NULL
 			WHERE m.exited_at IS NOT NULL
 			RETURNING segment_id, profile_id),
-		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'entered', $4 FROM ins),
+		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'entered', $4 FROM ins RETURNING id, segment_id, profile_id),
+		tl AS (`+timelineInsert("Segment Entered")+`),
 		sz AS (UPDATE segments s SET size = s.size + x.n FROM (SELECT segment_id, count(*) n FROM ins GROUP BY segment_id) x
 		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
 		SELECT count(*) FROM ins`, workspaceID, inSeg, inProf, now).Scan(&entered)
@@ -300,7 +301,8 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 			FROM unnest($2::text[], $3::text[]) AS x(s, p)
 			WHERE m.workspace_id = $1 AND m.segment_id = x.s::uuid AND m.profile_id = x.p::uuid AND m.exited_at IS NULL
 			RETURNING m.segment_id, m.profile_id),
-		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'exited', $4 FROM outs),
+		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'exited', $4 FROM outs RETURNING id, segment_id, profile_id),
+		tl AS (`+timelineInsert("Segment Exited")+`),
 		sz AS (UPDATE segments s SET size = s.size - x.n FROM (SELECT segment_id, count(*) n FROM outs GROUP BY segment_id) x
 		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
 		SELECT count(*) FROM outs`, workspaceID, outSeg, outProf, now).Scan(&exited)
@@ -308,6 +310,17 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 		return 0, 0, fmt.Errorf("record segment exits: %w", err)
 	}
 	return entered, exited, nil
+}
+
+// timelineInsert records transitions (the ev CTE) as internal events on the
+// profiles' timelines, where journeys and people see them. They come from
+// Parcours itself (source "parcours") and do not count in computed traits.
+func timelineInsert(name string) string {
+	return `INSERT INTO events (workspace_id, key_id, source, message_id, type, name, profile_id, origin_profile_id, timestamp, received_at, properties, raw)
+		SELECT $1, '00000000-0000-0000-0000-000000000000', 'parcours', 'segment/' || ev.id, 'track', '` + name + `', ev.profile_id, ev.profile_id, $4, now(),
+		       jsonb_build_object('segment', s.slug, 'segment_name', s.name), jsonb_build_object('type', 'track', 'event', '` + name + `', 'properties', jsonb_build_object('segment', s.slug))
+		FROM ev JOIN segments s ON s.workspace_id = $1 AND s.id = ev.segment_id
+		ON CONFLICT (workspace_id, message_id) DO NOTHING`
 }
 
 // PreviewResult is what a rule would select now.
