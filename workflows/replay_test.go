@@ -3,6 +3,7 @@ package workflows_test
 import (
 	"path/filepath"
 	"testing"
+	"time"
 
 	sdkworker "go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
@@ -30,5 +31,23 @@ func TestRecordedHistoriesReplay(t *testing.T) {
 		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, f); err != nil {
 			t.Errorf("replay %s: %v", f, err)
 		}
+	}
+}
+
+// R7: a change of workflow logic without versioning makes the replay fail,
+// so it cannot reach production unnoticed.
+func TestReplayCatchesAnUnversionedChange(t *testing.T) {
+	t.Parallel()
+	r := sdkworker.NewWorkflowReplayer()
+	// Today's Ping plus one timer before it, registered under Ping's name.
+	changed := func(ctx workflow.Context, in workflows.PingInput) (workflows.PingResult, error) {
+		if err := workflow.Sleep(ctx, time.Second); err != nil {
+			return workflows.PingResult{}, err
+		}
+		return workflows.Ping(ctx, in)
+	}
+	r.RegisterWorkflowWithOptions(changed, workflow.RegisterOptions{Name: workflows.PingWorkflow})
+	if err := r.ReplayWorkflowHistoryFromJSONFile(nil, "testdata/ping.json"); err == nil {
+		t.Fatal("a non-deterministic change replayed without error")
 	}
 }
