@@ -1,6 +1,10 @@
 package api_test
 
 import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -63,6 +67,24 @@ func TestWelcomeJourneySendsOneEmailPerPerson(t *testing.T) {
 	if n := len(e.runs(t, id)); n != 2 {
 		t.Fatalf("%d runs, want 2 (entry once)", n)
 	}
+	// R19: no email address in Temporal histories (they cannot be erased).
+	checked := 0
+	for _, r := range e.runs(t, id) {
+		it := e.tc.GetWorkflowHistory(context.Background(), r["workflow_id"].(string), r["run_id"].(string), false, 0)
+		for it.HasNext() {
+			ev, err := it.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if text := historyText(ev); strings.Contains(text, "example.com") || strings.Contains(text, "Ana") {
+				t.Fatalf("personal data in the history of %s: %s", r["workflow_id"], text)
+			}
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Fatalf("only %d history events checked", checked)
+	}
 	status, _, ds := e.call(t, "GET", "/v1/deliveries?profile_id="+bob, e.admin, nil)
 	if status != 200 {
 		t.Fatalf("deliveries: %d %v", status, ds)
@@ -108,4 +130,17 @@ func TestThankYouWhenAProspectBecomesACustomer(t *testing.T) {
 	if n := len(e.runs(t, id)); n != 1 {
 		t.Fatalf("%d runs, want 1", n)
 	}
+}
+
+// historyText renders a history event with its payloads decoded (they are
+// base64 in the JSON form), to search it for personal data.
+func historyText(ev any) string {
+	raw, _ := json.Marshal(ev)
+	text := string(raw)
+	for _, m := range regexp.MustCompile(`"data":"([A-Za-z0-9+/=]+)"`).FindAllStringSubmatch(text, -1) {
+		if b, err := base64.StdEncoding.DecodeString(m[1]); err == nil {
+			text += "\n" + string(b)
+		}
+	}
+	return text
 }
