@@ -99,7 +99,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 			uiURL = t.UIURL()
 		}
 	}
-	tc, err := dialTemporal(ctx, temporalAddr, cfg.TemporalNamespace, logger)
+	tc, err := dialTemporal(ctx, cfg, temporalAddr, logger)
 	if err != nil {
 		return err
 	}

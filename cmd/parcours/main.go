@@ -10,6 +10,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -110,18 +112,56 @@ func openPool(ctx context.Context, databaseURL string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-func dialTemporal(ctx context.Context, address, namespace string, logger *slog.Logger) (client.Client, error) {
+func dialTemporal(ctx context.Context, cfg config.Config, address string, logger *slog.Logger) (client.Client, error) {
 	// The SDK is chatty at info level; its warnings and errors still reach the log.
 	sdkLogger := slog.New(&minLevel{Handler: logger.Handler(), min: slog.LevelWarn})
-	c, err := client.DialContext(ctx, client.Options{
+	opts := client.Options{
 		HostPort:  address,
-		Namespace: namespace,
+		Namespace: cfg.TemporalNamespace,
 		Logger:    sdklog.NewStructuredLogger(sdkLogger),
-	})
+	}
+	tlsCfg, err := temporalTLS(cfg)
+	if err != nil {
+		return nil, err
+	}
+	opts.ConnectionOptions.TLS = tlsCfg
+	if cfg.TemporalAPIKey != "" {
+		opts.Credentials = client.NewAPIKeyStaticCredentials(cfg.TemporalAPIKey)
+	}
+	c, err := client.DialContext(ctx, opts)
 	if err != nil {
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", address, err)
 	}
 	return c, nil
+}
+
+// temporalTLS builds the TLS settings of the Temporal connection: mTLS with
+// a client certificate, a private CA, or plain TLS for an API key. nil means
+// no TLS (a local or in-cluster frontend).
+func temporalTLS(cfg config.Config) (*tls.Config, error) {
+	if cfg.TemporalTLSCert == "" && cfg.TemporalTLSCA == "" && cfg.TemporalAPIKey == "" && cfg.TemporalTLSName == "" {
+		return nil, nil
+	}
+	t := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: cfg.TemporalTLSName}
+	if cfg.TemporalTLSCert != "" {
+		pair, err := tls.LoadX509KeyPair(cfg.TemporalTLSCert, cfg.TemporalTLSKey)
+		if err != nil {
+			return nil, fmt.Errorf("load TEMPORAL_TLS_CERT/TEMPORAL_TLS_KEY: %w", err)
+		}
+		t.Certificates = []tls.Certificate{pair}
+	}
+	if cfg.TemporalTLSCA != "" {
+		pem, err := os.ReadFile(cfg.TemporalTLSCA)
+		if err != nil {
+			return nil, fmt.Errorf("read TEMPORAL_TLS_CA: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("TEMPORAL_TLS_CA %s holds no PEM certificate", cfg.TemporalTLSCA)
+		}
+		t.RootCAs = pool
+	}
+	return t, nil
 }
 
 // minLevel raises a handler's threshold.

@@ -212,7 +212,7 @@ func connect(ctx context.Context, cfg config.Config, logger *slog.Logger) (*pgxp
 	if err != nil {
 		return nil, nil, err
 	}
-	tc, err := dialTemporal(ctx, cfg.TemporalAddress, cfg.TemporalNamespace, logger)
+	tc, err := dialTemporal(ctx, cfg, cfg.TemporalAddress, logger)
 	if err != nil {
 		pool.Close()
 		return nil, nil, err

@@ -30,6 +30,11 @@ var Vars = []Var{
 	{"PARCOURS_DATA_DIR", ".parcours", "Where `parcours dev` keeps local state: Temporal's SQLite file, the first-start credentials, a private PostgreSQL cluster if one was needed."},
 	{"TEMPORAL_ADDRESS", "(dev: embedded server; api/worker: localhost:7233)", "host:port of an existing Temporal frontend. Unset in `parcours dev` starts an embedded Temporal server."},
 	{"TEMPORAL_NAMESPACE", "default", "Temporal namespace that journeys run in."},
+	{"TEMPORAL_TLS_CERT", "(none)", "Client certificate file for mTLS to the Temporal frontend (self-hosted with mTLS or Temporal Cloud); with TEMPORAL_TLS_KEY."},
+	{"TEMPORAL_TLS_KEY", "(none)", "Private key file of TEMPORAL_TLS_CERT."},
+	{"TEMPORAL_TLS_CA", "(system roots)", "CA bundle that signed the Temporal frontend's certificate, for private CAs."},
+	{"TEMPORAL_TLS_SERVER_NAME", "(the address's host)", "Server name to verify on the Temporal frontend's certificate."},
+	{"TEMPORAL_API_KEY", "(none)", "Temporal Cloud API key; turns TLS on. Never logged."},
 	{"PARCOURS_TEMPORAL_PORT", "7233", "gRPC port of the embedded Temporal server (`parcours dev` only)."},
 	{"PARCOURS_TEMPORAL_UI_PORT", "8233", "Port of the embedded Temporal Web UI (`parcours dev` only); 0 disables it."},
 	{"PARCOURS_TEMPORAL_UI_URL", "(dev: http://localhost:8233)", "Public URL of the Temporal Web UI, used to link runs from the API and console."},
@@ -51,6 +56,11 @@ type Config struct {
 	DataDir           string
 	TemporalAddress   string // empty: embedded server in dev, localhost:7233 elsewhere
 	TemporalNamespace string
+	TemporalTLSCert   string
+	TemporalTLSKey    string
+	TemporalTLSCA     string
+	TemporalTLSName   string
+	TemporalAPIKey    string
 	TemporalPort      int
 	TemporalUIPort    int
 	TemporalUIURL     string
@@ -90,6 +100,11 @@ func Load(getenv func(string) string) (Config, error) {
 		DataDir:           get("PARCOURS_DATA_DIR", ".parcours"),
 		TemporalAddress:   get("TEMPORAL_ADDRESS", ""),
 		TemporalNamespace: get("TEMPORAL_NAMESPACE", "default"),
+		TemporalTLSCert:   get("TEMPORAL_TLS_CERT", ""),
+		TemporalTLSKey:    get("TEMPORAL_TLS_KEY", ""),
+		TemporalTLSCA:     get("TEMPORAL_TLS_CA", ""),
+		TemporalTLSName:   get("TEMPORAL_TLS_SERVER_NAME", ""),
+		TemporalAPIKey:    get("TEMPORAL_API_KEY", ""),
 		TemporalPort:      atoi("PARCOURS_TEMPORAL_PORT", "7233"),
 		TemporalUIPort:    atoi("PARCOURS_TEMPORAL_UI_PORT", "8233"),
 		TemporalUIURL:     get("PARCOURS_TEMPORAL_UI_URL", ""),
@@ -126,6 +141,9 @@ func Load(getenv func(string) string) (Config, error) {
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Sprintf("LOG_FORMAT=%q must be text or json", c.LogFormat))
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		errs = append(errs, "TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together: set both or neither")
 	}
 	if len(errs) > 0 {
 		return c, fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
