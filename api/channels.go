@@ -46,6 +46,28 @@ type emailChannelRequest struct {
 	FromEmail string `json:"from_email"`
 	FromName  string `json:"from_name"`
 	BaseURL   string `json:"base_url"`
+	// EventWebhookPublicKey is the verification key of SendGrid's signed
+	// Event Webhook (base64, as SendGrid shows it). Absent keeps the stored
+	// one; "" removes it.
+	EventWebhookPublicKey *string `json:"event_webhook_public_key"`
+}
+
+// emailChannelResponse is the email channel with the Event Webhook URL to
+// paste into SendGrid.
+type emailChannelResponse struct {
+	channel.EmailSettings
+	EventWebhookURL string `json:"event_webhook_url"`
+}
+
+func (s *Server) emailChannelResponse(c echo.Context, out channel.EmailSettings) emailChannelResponse {
+	base := ""
+	if s.Ledger != nil {
+		base = strings.TrimRight(s.Ledger.PublicURL, "/")
+	}
+	if base == "" {
+		base = c.Scheme() + "://" + c.Request().Host
+	}
+	return emailChannelResponse{EmailSettings: out, EventWebhookURL: base + "/v1/webhooks/sendgrid/" + keyFrom(c).WorkspaceID}
 }
 
 func (s *Server) putEmailChannel(c echo.Context) error {
@@ -53,11 +75,14 @@ func (s *Server) putEmailChannel(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	out, err := s.Channels.PutEmail(c.Request().Context(), keyFrom(c).WorkspaceID, strings.TrimSpace(req.APIKey), strings.TrimSpace(req.FromEmail), req.FromName, strings.TrimSpace(req.BaseURL))
+	out, err := s.Channels.PutEmailSettings(c.Request().Context(), keyFrom(c).WorkspaceID, channel.EmailInput{
+		APIKey: strings.TrimSpace(req.APIKey), FromEmail: strings.TrimSpace(req.FromEmail), FromName: req.FromName,
+		BaseURL: strings.TrimSpace(req.BaseURL), EventWebhookPublicKey: req.EventWebhookPublicKey,
+	})
 	if err != nil {
 		return channelProblem(err)
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, s.emailChannelResponse(c, out))
 }
 
 func (s *Server) getEmailChannel(c echo.Context) error {
@@ -65,7 +90,7 @@ func (s *Server) getEmailChannel(c echo.Context) error {
 	if err != nil {
 		return channelProblem(err)
 	}
-	return c.JSON(http.StatusOK, out)
+	return c.JSON(http.StatusOK, s.emailChannelResponse(c, out))
 }
 
 // webhookChannelRequest is the body of PUT /v1/channels/webhook.

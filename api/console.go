@@ -2,21 +2,281 @@ package api
 
 import (
 	"bytes"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"errors"
 	"html/template"
 	"net/http"
+	"net/url"
+	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parcours/parcours/pkg/user"
 	"github.com/parcours/parcours/web"
 )
 
-var consoleTmpl = template.Must(template.ParseFS(web.FS, "index.html"))
+// The console is server-rendered HTML: html/template pages embedded from
+// web/, plain forms and links, no JavaScript. People sign in with an email
+// and a password (pkg/user); the session lives in an HttpOnly cookie and
+// every POST carries the session's CSRF token in a hidden field.
 
-// console serves the console's start page.
-func (s *Server) console(c echo.Context) error {
+const (
+	sessionCookie = "parcours_session"
+	// loginCSRFCookie holds the token of the sign-in form (double submit:
+	// there is no session yet), so that another site cannot sign a browser
+	// in to an account of its choosing.
+	loginCSRFCookie = "parcours_login_csrf"
+)
+
+// consolePages are the console's templates, each parsed with the layout.
+var consolePages = func() map[string]*template.Template {
+	funcs := template.FuncMap{
+		"fmtTime":  fmtTime,
+		"fmtValue": fmtValue,
+		"label":    humanLabel,
+		"add":      func(a, b int) int { return a + b },
+	}
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(web.FS, "layout.html"))
+	pages := map[string]*template.Template{}
+	for _, name := range []string{"login.html", "dashboard.html", "profiles.html", "profile.html", "segments.html", "segment.html", "journeys.html", "error.html"} {
+		pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(web.FS, name))
+	}
+	return pages
+}()
+
+// view is what every console page gets; D is the page's own data.
+type view struct {
+	Title string
+	// Nav is the section to highlight: dashboard, profiles, segments, journeys.
+	Nav           string
+	User          *user.User
+	CSRF          string
+	TemporalUIURL string
+	D             any
+}
+
+// render writes a console page.
+func (s *Server) render(c echo.Context, status int, name string, v view) error {
+	if v.TemporalUIURL == "" {
+		v.TemporalUIURL = s.TemporalUIURL
+	}
 	var buf bytes.Buffer
-	if err := consoleTmpl.Execute(&buf, map[string]string{"TemporalUIURL": s.TemporalUIURL}); err != nil {
+	if err := consolePages[name].ExecuteTemplate(&buf, "layout.html", v); err != nil {
 		return err
 	}
-	return c.HTMLBlob(http.StatusOK, buf.Bytes())
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// pageHandler is a console handler: it runs for a signed-in user whose role
+// allows the page, with the CSRF token of a POST already checked.
+type pageHandler func(c echo.Context, sess user.Session) error
+
+// page guards a console handler: a browser without a session is sent to the
+// sign-in page, a POST without the session's CSRF token is refused, and a
+// role below need is refused. Errors are answered as HTML pages.
+func (s *Server) page(need user.Role, h pageHandler) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		sess, err := s.sessionOf(c)
+		if errors.Is(err, user.ErrNoSession) {
+			if c.Request().Method != http.MethodGet {
+				return s.consoleError(c, sess, http.StatusUnauthorized, "Your session has ended. Sign in again, then retry.")
+			}
+			return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.RequestURI()))
+		}
+		if err != nil {
+			return s.consoleFail(c, sess, err)
+		}
+		if c.Request().Method == http.MethodPost && !sess.CheckCSRF(c.FormValue("csrf")) {
+			return s.consoleError(c, sess, http.StatusForbidden, "This form was not sent from your current console session (it may be from an old tab). Go back, reload the page and try again.")
+		}
+		if !sess.User.Role.Allows(need) {
+			return s.consoleError(c, sess, http.StatusForbidden, "Your role ("+string(sess.User.Role)+") can look but not change this. Ask an admin of the workspace for the "+string(need)+" role.")
+		}
+		if err := h(c, sess); err != nil {
+			return s.consoleFail(c, sess, err)
+		}
+		return nil
+	}
+}
+
+// sessionOf returns the session of the request's cookie.
+func (s *Server) sessionOf(c echo.Context) (user.Session, error) {
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil || s.Users == nil {
+		return user.Session{}, user.ErrNoSession
+	}
+	return s.Users.Session(c.Request().Context(), ck.Value, time.Now())
+}
+
+// consoleError answers an error page with status and a message.
+func (s *Server) consoleError(c echo.Context, sess user.Session, status int, msg string) error {
+	v := view{Title: http.StatusText(status), CSRF: sess.CSRF, D: msg}
+	if sess.User.ID != "" {
+		v.User = &sess.User
+	}
+	return s.render(c, status, "error.html", v)
+}
+
+// consoleFail answers a handler's error: a Problem with its detail, anything
+// else logged and answered with a generic page.
+func (s *Server) consoleFail(c echo.Context, sess user.Session, err error) error {
+	var p *Problem
+	if errors.As(err, &p) {
+		return s.consoleError(c, sess, p.Status, p.Detail)
+	}
+	s.logger.ErrorContext(c.Request().Context(), "console page failed", "err", err, "path", c.Path(),
+		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+	return s.consoleError(c, sess, http.StatusInternalServerError,
+		"Something went wrong on our side. Reload the page; if it happens again, quote request "+c.Response().Header().Get(echo.HeaderXRequestID)+".")
+}
+
+func (s *Server) setCookie(c echo.Context, name, value, path string, maxAge int) {
+	c.SetCookie(&http.Cookie{
+		Name: name, Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Scheme() == "https",
+	})
+}
+
+// loginData is the sign-in page's data.
+type loginData struct {
+	Email, Workspace, Next, Error, Notice string
+	// AskWorkspace opens the workspace field (the email is in several).
+	AskWorkspace bool
+}
+
+func (s *Server) loginPage(c echo.Context) error {
+	if _, err := s.sessionOf(c); err == nil {
+		return c.Redirect(http.StatusSeeOther, safeNext(c.QueryParam("next")))
+	}
+	d := loginData{Next: c.QueryParam("next"), Workspace: c.QueryParam("workspace")}
+	if c.QueryParam("signed_out") != "" {
+		d.Notice = "You are signed out."
+	}
+	return s.renderLogin(c, http.StatusOK, d)
+}
+
+func (s *Server) renderLogin(c echo.Context, status int, d loginData) error {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return err
+	}
+	token := base64.RawURLEncoding.EncodeToString(b)
+	s.setCookie(c, loginCSRFCookie, token, "/login", 3600)
+	return s.render(c, status, "login.html", view{Title: "Sign in", CSRF: token, D: d})
+}
+
+func (s *Server) login(c echo.Context) error {
+	d := loginData{
+		Email: strings.TrimSpace(c.FormValue("email")), Workspace: strings.TrimSpace(c.FormValue("workspace")),
+		Next: c.FormValue("next"),
+	}
+	d.AskWorkspace = d.Workspace != ""
+	ck, err := c.Cookie(loginCSRFCookie)
+	if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(c.FormValue("csrf"))) != 1 {
+		d.Error = "The sign-in form had expired. Enter your email and password again."
+		return s.renderLogin(c, http.StatusForbidden, d)
+	}
+	password := c.FormValue("password")
+	if d.Email == "" || password == "" {
+		d.Error = "Enter your email and your password."
+		return s.renderLogin(c, http.StatusUnprocessableEntity, d)
+	}
+	if s.Users == nil {
+		return s.consoleError(c, user.Session{}, http.StatusServiceUnavailable, "Sign-in is not available on this server.")
+	}
+	u, err := s.Users.Authenticate(c.Request().Context(), d.Workspace, d.Email, password)
+	switch {
+	case errors.Is(err, user.ErrBadCredentials):
+		// One message for an unknown email and a wrong password: the page
+		// does not tell who has an account.
+		d.Error = "Wrong email or password."
+		return s.renderLogin(c, http.StatusUnauthorized, d)
+	case errors.Is(err, user.ErrAmbiguous):
+		d.Error, d.AskWorkspace = "This email has an account in several workspaces: enter the workspace too.", true
+		return s.renderLogin(c, http.StatusConflict, d)
+	case err != nil:
+		return s.consoleFail(c, user.Session{}, err)
+	}
+	token, _, err := s.Users.StartSession(c.Request().Context(), u, time.Now())
+	if err != nil {
+		return s.consoleFail(c, user.Session{}, err)
+	}
+	s.setCookie(c, sessionCookie, token, "/", int(user.SessionTTL/time.Second))
+	s.setCookie(c, loginCSRFCookie, "", "/login", -1)
+	return c.Redirect(http.StatusSeeOther, safeNext(d.Next))
+}
+
+func (s *Server) logout(c echo.Context, _ user.Session) error {
+	if ck, err := c.Cookie(sessionCookie); err == nil {
+		if err := s.Users.EndSession(c.Request().Context(), ck.Value); err != nil {
+			return err
+		}
+	}
+	s.setCookie(c, sessionCookie, "", "/", -1)
+	return c.Redirect(http.StatusSeeOther, "/login?signed_out=1")
+}
+
+// safeNext keeps a post-sign-in redirect on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+// dashboardData is the start page's data.
+type dashboardData struct {
+	States   []stateCount
+	Total    int
+	Segments []segmentRow
+	Journeys []journeyRow
+}
+
+type stateCount struct {
+	State, Label, Help string
+	Count              int
+}
+
+func (s *Server) dashboard(c echo.Context, sess user.Session) error {
+	ctx := c.Request().Context()
+	ws := sess.User.WorkspaceID
+	counts, err := s.Profiles.CountByState(ctx, ws)
+	if err != nil {
+		return err
+	}
+	d := dashboardData{}
+	for _, st := range profileStates {
+		d.States = append(d.States, stateCount{State: st.State, Label: st.Label, Help: st.Help, Count: counts[st.State]})
+		d.Total += counts[st.State]
+	}
+	if d.Segments, err = s.segmentRows(c, ws); err != nil {
+		return err
+	}
+	if d.Journeys, err = s.journeyRows(c, ws, 0); err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "dashboard.html", view{Title: "Overview", Nav: "dashboard", User: &sess.User, CSRF: sess.CSRF, D: d})
+}
+
+// profileStates describes the states of a profile for people.
+var profileStates = []struct{ State, Label, Help string }{
+	{"anonymous", "Anonymous", "seen, not yet identified"},
+	{"known", "Known", "identified by the workspace's unique identifier"},
+	{"omnichannel", "Omnichannel", "known, and seen on two or more sources"},
+}
+
+func stateLabel(state string) string {
+	for _, st := range profileStates {
+		if st.State == state {
+			return st.Label
+		}
+	}
+	return state
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/parcours/parcours/pkg/events"
+	"github.com/parcours/parcours/pkg/user"
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
@@ -30,7 +31,23 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/readyz", public, s.readyz, false},
 		{http.MethodGet, "/metrics", public, s.metricsHandler, false},
 		{http.MethodGet, "/openapi.json", public, s.openapi, false},
-		{http.MethodGet, "/", public, s.console, false},
+
+		// Console: server-rendered pages for people. Public to API keys: the
+		// page wrapper checks the session cookie, the CSRF token of every POST
+		// and the user's role (the one beside each page).
+		{http.MethodGet, "/", public, s.page(user.RoleViewer, s.dashboard), false},
+		{http.MethodGet, "/login", public, s.loginPage, false},
+		{http.MethodPost, "/login", public, s.login, false},
+		{http.MethodPost, "/logout", public, s.page(user.RoleViewer, s.logout), false},
+		{http.MethodGet, "/profiles", public, s.page(user.RoleViewer, s.profilesPage), false},
+		{http.MethodGet, "/profiles/:id", public, s.page(user.RoleViewer, s.profilePage), false},
+		{http.MethodGet, "/segments", public, s.page(user.RoleViewer, s.segmentsPage), false},
+		{http.MethodGet, "/segments/new", public, s.page(user.RoleViewer, s.newSegmentPage), false},
+		{http.MethodPost, "/segments/new", public, s.page(user.RoleMarketer, s.createSegmentForm), false},
+		{http.MethodPost, "/segments/preview", public, s.page(user.RoleViewer, s.previewSegmentForm), false},
+		{http.MethodGet, "/segments/:id", public, s.page(user.RoleViewer, s.segmentPage), false},
+		{http.MethodPost, "/segments/:id", public, s.page(user.RoleMarketer, s.updateSegmentForm), false},
+		{http.MethodGet, "/journeys", public, s.page(user.RoleViewer, s.journeysPage), false},
 
 		// Ingestion: the Segment HTTP API, as-is. Write keys.
 		{http.MethodPost, "/v1/identify", workspace.ScopeWrite, s.ingestHandler(events.TypeIdentify), true},
@@ -107,6 +124,9 @@ func (s *Server) routes() []route {
 		// Unsubscribe links in emails: public, authenticated by their signed token.
 		{http.MethodGet, "/v1/unsubscribe", public, s.unsubscribePageGet, false},
 		{http.MethodPost, "/v1/unsubscribe", public, s.unsubscribePost, false},
+		// SendGrid's Event Webhook: public, authenticated by its ECDSA signature
+		// with the workspace's verification key.
+		{http.MethodPost, "/v1/webhooks/sendgrid/:workspace", public, s.sendgridEvents, false},
 
 		// Bulk import: CSV / NDJSON exports of a CRM, a store, a call centre.
 		{http.MethodPost, "/v1/imports", workspace.ScopeAdmin, s.createImport, false},

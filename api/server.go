@@ -25,6 +25,7 @@ import (
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/template"
+	"github.com/parcours/parcours/pkg/user"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 )
@@ -44,6 +45,8 @@ type Deps struct {
 	Templates *template.Store
 	Ledger    *channel.Ledger
 	Temporal  client.Client
+	// Users signs people in to the console. Default: a store over Pool.
+	Users *user.Store
 	// TaskQueue the worker polls.
 	TaskQueue string
 	// Namespace journeys run in, for Temporal UI links.
@@ -79,6 +82,9 @@ func New(d Deps) *Server {
 	}
 	if d.RequestTimeout == 0 {
 		d.RequestTimeout = 30 * time.Second
+	}
+	if d.Users == nil && d.Pool != nil {
+		d.Users = user.NewStore(d.Pool)
 	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -21,6 +21,7 @@ import (
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/segment"
+	"github.com/parcours/parcours/pkg/user"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
 )
@@ -122,6 +123,17 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 			return err
 		}
 	}
+	// The console's first admin, with a random password, when the workspace
+	// has no user yet; saved next to the keys.
+	adminPassword, adminCreated, err := user.NewStore(pool).EnsureFirstAdmin(ctx, ws.ID, firstAdminEmail)
+	if err != nil {
+		return err
+	}
+	if adminCreated {
+		if err := appendConsoleLogin(credPath, firstAdminEmail, adminPassword); err != nil {
+			return err
+		}
+	}
 
 	// 4. The secret key of channel secrets and unsubscribe links: generated
 	// on first start, kept in the data directory.
@@ -159,6 +171,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	printBanner(stdout, banner{
 		APIURL: apiSrv.URL(), UIURL: uiURL, TemporalAddr: temporalAddr, DatabaseURL: redactURL(pg.URL),
 		Workspace: ws, NewKeys: keys, CredentialsPath: credPath,
+		ConsoleEmail: firstAdminEmail, ConsolePassword: adminPassword,
 	})
 
 	select {
@@ -190,11 +203,34 @@ func writeCredentials(path string, ws workspace.Workspace, keys []workspace.NewK
 	return nil
 }
 
+// firstAdminEmail is the console login `parcours dev` creates on first start.
+const firstAdminEmail = "admin@parcours.local"
+
+// appendConsoleLogin saves the first admin's console login to the
+// credentials file (created, mode 0600, if missing).
+func appendConsoleLogin(path, email, password string) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("save console login: %w", err)
+	}
+	_, err = fmt.Fprintf(f, "# Console sign-in (%s): change nothing here, the password is stored hashed.\nPARCOURS_CONSOLE_EMAIL=%s\nPARCOURS_CONSOLE_PASSWORD=%s\n",
+		time.Now().UTC().Format(time.RFC3339), email, password)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("save console login: %w", err)
+	}
+	return nil
+}
+
 type banner struct {
 	APIURL, UIURL, TemporalAddr, DatabaseURL string
 	Workspace                                workspace.Workspace
 	NewKeys                                  []workspace.NewKey
 	CredentialsPath                          string
+	// ConsolePassword is set when the first admin was just created.
+	ConsoleEmail, ConsolePassword string
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -212,6 +248,14 @@ func printBanner(w io.Writer, b banner) {
 	fmt.Fprintf(tw, "  Workspace\t%s (%s)\n", b.Workspace.Slug, b.Workspace.ID)
 	tw.Flush()
 	fmt.Fprintln(w, line)
+	if b.ConsolePassword != "" {
+		fmt.Fprintf(w, "  Console sign-in (created now, saved to %s):\n", b.CredentialsPath)
+		fmt.Fprintf(w, "  email %s   password %s\n", b.ConsoleEmail, b.ConsolePassword)
+		fmt.Fprintln(w, line)
+	} else if b.ConsoleEmail != "" {
+		fmt.Fprintf(w, "  Console sign-in: %s, password in %s (PARCOURS_CONSOLE_PASSWORD)\n", b.ConsoleEmail, b.CredentialsPath)
+		fmt.Fprintln(w, line)
+	}
 	if len(b.NewKeys) > 0 {
 		fmt.Fprintln(w, "  First start: these API keys were created. They are shown this once")
 		fmt.Fprintf(w, "  and saved to %s (readable by you only).\n\n", b.CredentialsPath)

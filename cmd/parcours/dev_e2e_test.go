@@ -57,6 +57,10 @@ func TestDevRunsTheWholePlatform(t *testing.T) {
 	if admin == "" || wsID == "" || !strings.Contains(banner, admin) {
 		t.Fatalf("credentials file %v does not match the banner", creds)
 	}
+	// The console's first admin: printed once, saved with the keys.
+	if pw := creds["PARCOURS_CONSOLE_PASSWORD"]; creds["PARCOURS_CONSOLE_EMAIL"] != "admin@parcours.local" || pw == "" || !strings.Contains(banner, pw) {
+		t.Errorf("console login missing from the credentials file %v or the banner", creds)
+	}
 
 	// The Temporal Web UI is served.
 	resp, err := http.Get(uiURL + "/")
@@ -84,7 +88,7 @@ func TestDevRunsTheWholePlatform(t *testing.T) {
 	// A restart keeps state: no new keys, the old workflow is still listed.
 	second := startDev(t, bin, dataDir, dbURL, httpPort, temporalPort, uiPort)
 	waitReady(t, apiURL, second)
-	if out := second.stdout.String(); strings.Contains(out, "pcs_admin_") || !strings.Contains(out, "created on first start") {
+	if out := second.stdout.String(); strings.Contains(out, "pcs_admin_") || strings.Contains(out, creds["PARCOURS_CONSOLE_PASSWORD"]) || !strings.Contains(out, "created on first start") {
 		t.Errorf("second start should point at the saved keys, not print new ones:\n%s", out)
 	}
 	tc, err = client.Dial(client.Options{HostPort: fmt.Sprintf("127.0.0.1:%d", temporalPort)})

@@ -62,6 +62,15 @@ type Delivery struct {
 	NodeID            string     `json:"node_id,omitempty"`
 	CreatedAt         time.Time  `json:"created_at"`
 	SentAt            *time.Time `json:"sent_at,omitempty"`
+	// First occurrences reported by the provider's event webhook.
+	DeliveredAt     *time.Time `json:"delivered_at,omitempty"`
+	OpenedAt        *time.Time `json:"opened_at,omitempty"`
+	MachineOpenedAt *time.Time `json:"machine_opened_at,omitempty"`
+	ClickedAt       *time.Time `json:"clicked_at,omitempty"`
+	BouncedAt       *time.Time `json:"bounced_at,omitempty"`
+	DroppedAt       *time.Time `json:"dropped_at,omitempty"`
+	SpamReportedAt  *time.Time `json:"spam_reported_at,omitempty"`
+	UnsubscribedAt  *time.Time `json:"unsubscribed_at,omitempty"`
 }
 
 // Ledger sends messages at most once per business key (see docs/delivery.md
@@ -79,12 +88,14 @@ type Ledger struct {
 }
 
 const deliveryCols = `id::text, business_key, coalesce(template_id::text, ''), coalesce(profile_id::text, ''), channel, status, reason,
-	provider_message_id, attempts, class, coalesce(journey_id, ''), coalesce(node_id, ''), created_at, sent_at`
+	provider_message_id, attempts, class, coalesce(journey_id, ''), coalesce(node_id, ''), created_at, sent_at,
+	delivered_at, opened_at, machine_opened_at, clicked_at, bounced_at, dropped_at, spam_reported_at, unsubscribed_at`
 
 func scanDelivery(row pgx.Row) (Delivery, error) {
 	var d Delivery
 	err := row.Scan(&d.ID, &d.BusinessKey, &d.TemplateID, &d.ProfileID, &d.Channel, &d.Status, &d.Reason,
-		&d.ProviderMessageID, &d.Attempts, &d.Class, &d.JourneyID, &d.NodeID, &d.CreatedAt, &d.SentAt)
+		&d.ProviderMessageID, &d.Attempts, &d.Class, &d.JourneyID, &d.NodeID, &d.CreatedAt, &d.SentAt,
+		&d.DeliveredAt, &d.OpenedAt, &d.MachineOpenedAt, &d.ClickedAt, &d.BouncedAt, &d.DroppedAt, &d.SpamReportedAt, &d.UnsubscribedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/mail"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -41,11 +42,14 @@ const (
 
 // EmailSettings is a workspace's email channel, without its API key.
 type EmailSettings struct {
-	FromEmail string    `json:"from_email"`
-	FromName  string    `json:"from_name"`
-	BaseURL   string    `json:"base_url,omitempty"`
-	APIKeySet bool      `json:"api_key_set"`
-	UpdatedAt time.Time `json:"updated_at"`
+	FromEmail string `json:"from_email"`
+	FromName  string `json:"from_name"`
+	BaseURL   string `json:"base_url,omitempty"`
+	APIKeySet bool   `json:"api_key_set"`
+	// EventWebhookConfigured says whether a public key to verify SendGrid's
+	// signed Event Webhook is stored.
+	EventWebhookConfigured bool      `json:"event_webhook_configured"`
+	UpdatedAt              time.Time `json:"updated_at"`
 }
 
 // WebhookSettings is a workspace's webhook channel, without its secret.
@@ -69,9 +73,9 @@ func (s *Store) Box() *Box { return s.box }
 
 func aad(workspaceID, channel string) string { return workspaceID + "/" + channel }
 
-// put saves config and, when secret is not empty, a new sealed secret. A
-// first configuration without a secret is refused with secretField.
-func (s *Store) put(ctx context.Context, workspaceID, channel string, config any, secret string) (time.Time, bool, error) {
+// put saves config and, when secret is not empty, a new sealed secret. The
+// stored config's keep keys survive unless config sets them.
+func (s *Store) put(ctx context.Context, workspaceID, channel string, config any, secret string, keep ...string) (time.Time, bool, error) {
 	cfg, err := json.Marshal(config)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("encode %s settings: %w", channel, err)
@@ -90,8 +94,9 @@ func (s *Store) put(ctx context.Context, workspaceID, channel string, config any
 	err = s.pool.QueryRow(ctx, `
 		INSERT INTO channel_settings (workspace_id, channel, config, secret_ciphertext) VALUES ($1, $2, $3, $4)
 		ON CONFLICT (workspace_id, channel) DO UPDATE
-		SET config = EXCLUDED.config, secret_ciphertext = coalesce(EXCLUDED.secret_ciphertext, channel_settings.secret_ciphertext), updated_at = now()
-		RETURNING updated_at, secret_ciphertext IS NOT NULL`, workspaceID, channel, cfg, sealed).Scan(&at, &set)
+		SET config = coalesce((SELECT jsonb_object_agg(k, v) FROM jsonb_each(channel_settings.config) AS x(k, v) WHERE k = ANY($5::text[])), '{}'::jsonb) || EXCLUDED.config,
+			secret_ciphertext = coalesce(EXCLUDED.secret_ciphertext, channel_settings.secret_ciphertext), updated_at = now()
+		RETURNING updated_at, secret_ciphertext IS NOT NULL`, workspaceID, channel, cfg, sealed, keep).Scan(&at, &set)
 	if err != nil {
 		return time.Time{}, false, fmt.Errorf("save %s settings: %w", channel, err)
 	}
@@ -130,11 +135,34 @@ type emailConfig struct {
 	FromEmail string `json:"from_email"`
 	FromName  string `json:"from_name"`
 	BaseURL   string `json:"base_url,omitempty"`
+	// EventWebhookPublicKey verifies SendGrid's signed Event Webhook: base64
+	// DER of an ECDSA public key, as SendGrid shows it. Not a secret.
+	EventWebhookPublicKey string `json:"event_webhook_public_key,omitempty"`
+}
+
+func (c emailConfig) settings(set bool, at time.Time) EmailSettings {
+	return EmailSettings{FromEmail: c.FromEmail, FromName: c.FromName, BaseURL: c.BaseURL, APIKeySet: set,
+		EventWebhookConfigured: c.EventWebhookPublicKey != "", UpdatedAt: at}
+}
+
+// EmailInput is a new configuration of the email channel.
+type EmailInput struct {
+	// APIKey "" keeps the key already stored; the first configuration needs one.
+	APIKey, FromEmail, FromName, BaseURL string
+	// EventWebhookPublicKey nil keeps the stored key, "" removes it.
+	EventWebhookPublicKey *string
 }
 
 // PutEmail validates and saves the email channel. apiKey "" keeps the key
-// already stored; the first configuration needs one.
+// already stored; the first configuration needs one. The event webhook's
+// public key is kept.
 func (s *Store) PutEmail(ctx context.Context, workspaceID, apiKey, fromEmail, fromName, baseURL string) (EmailSettings, error) {
+	return s.PutEmailSettings(ctx, workspaceID, EmailInput{APIKey: apiKey, FromEmail: fromEmail, FromName: fromName, BaseURL: baseURL})
+}
+
+// PutEmailSettings validates and saves the email channel.
+func (s *Store) PutEmailSettings(ctx context.Context, workspaceID string, in EmailInput) (EmailSettings, error) {
+	apiKey, fromEmail, fromName, baseURL := in.APIKey, in.FromEmail, in.FromName, in.BaseURL
 	if a, err := mail.ParseAddress(fromEmail); err != nil || a.Address != fromEmail {
 		return EmailSettings{}, &FieldError{"from_email", "must be a bare email address such as news@example.com"}
 	}
@@ -154,11 +182,25 @@ func (s *Store) PutEmail(ctx context.Context, workspaceID, apiKey, fromEmail, fr
 			return EmailSettings{}, err
 		}
 	}
-	at, set, err := s.put(ctx, workspaceID, ChannelEmail, emailConfig{fromEmail, fromName, baseURL}, apiKey)
+	cfg := emailConfig{FromEmail: fromEmail, FromName: fromName, BaseURL: baseURL}
+	var keep []string
+	if in.EventWebhookPublicKey == nil {
+		keep = []string{"event_webhook_public_key"}
+	} else if *in.EventWebhookPublicKey != "" {
+		if _, err := ParseEventWebhookKey(*in.EventWebhookPublicKey); err != nil {
+			return EmailSettings{}, &FieldError{"event_webhook_public_key", err.Error()}
+		}
+		cfg.EventWebhookPublicKey = strings.TrimSpace(*in.EventWebhookPublicKey)
+	}
+	at, set, err := s.put(ctx, workspaceID, ChannelEmail, cfg, apiKey, keep...)
 	if err != nil {
 		return EmailSettings{}, err
 	}
-	return EmailSettings{FromEmail: fromEmail, FromName: fromName, BaseURL: baseURL, APIKeySet: set, UpdatedAt: at}, nil
+	if in.EventWebhookPublicKey == nil {
+		// Report the key the database kept.
+		return s.Email(ctx, workspaceID)
+	}
+	return cfg.settings(set, at), nil
 }
 
 // Email returns the email channel's settings, without the key.
@@ -168,7 +210,7 @@ func (s *Store) Email(ctx context.Context, workspaceID string) (EmailSettings, e
 	if err != nil {
 		return EmailSettings{}, err
 	}
-	return EmailSettings{FromEmail: c.FromEmail, FromName: c.FromName, BaseURL: c.BaseURL, APIKeySet: set, UpdatedAt: at}, nil
+	return c.settings(set, at), nil
 }
 
 // emailWithKey returns the settings and the decrypted API key, for sending.
@@ -182,7 +224,7 @@ func (s *Store) emailWithKey(ctx context.Context, workspaceID string) (EmailSett
 	if err != nil {
 		return EmailSettings{}, "", err
 	}
-	return EmailSettings{FromEmail: c.FromEmail, FromName: c.FromName, BaseURL: c.BaseURL, APIKeySet: set, UpdatedAt: at}, key, nil
+	return c.settings(set, at), key, nil
 }
 
 type webhookConfig struct {
