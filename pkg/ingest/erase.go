@@ -103,6 +103,10 @@ func (s *Store) Erase(ctx context.Context, workspaceID, profileID, keyID string)
 			UPDATE segments s SET size = s.size - x.n FROM (SELECT segment_id, count(*) n FROM gone WHERE exited_at IS NULL GROUP BY segment_id) x
 			WHERE s.workspace_id = $1 AND s.id = x.segment_id`, workspaceID, family)
 		batch.Queue(`DELETE FROM segment_events WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
+		// Consent rows go; delivery rows stay for the campaign figures, no
+		// longer linked to the person (they hold no address, only its hash).
+		batch.Queue(`DELETE FROM subscriptions WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
+		batch.Queue(`UPDATE deliveries SET profile_id = NULL WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
 		batch.Queue(`DELETE FROM profiles WHERE workspace_id = $1 AND id = ANY($2::uuid[])`, workspaceID, family)
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return fmt.Errorf("delete profile: %w", err)

@@ -75,7 +75,17 @@ type Env struct {
 	InSegment func(slug string) bool `expr:"in_segment"`
 	// consented("email"): the profile consented to the channel.
 	Consented func(channel string) bool `expr:"consented"`
+	// opened("welcome"): a human opened an email of that template (machine opens, e.g. Apple Mail privacy, do not count).
+	Opened func(template string) bool `expr:"opened"`
+	// clicked("welcome"): a link in an email of that template was clicked.
+	Clicked func(template string) bool `expr:"clicked"`
 }
+
+// Email engagement events recorded from the SendGrid event webhook.
+const (
+	emailOpened  = "Email Opened"
+	emailClicked = "Email Clicked"
+)
 
 // Data is what evaluation needs of one profile.
 type Data struct {
@@ -91,7 +101,7 @@ type Data struct {
 }
 
 // vocabulary is what a segment rule may use, for error messages.
-const vocabulary = "profile (traits, state, identities, consents, computed traits such as order_count), count, sum, performed, last, days_since, in_segment, consented"
+const vocabulary = "profile (traits, state, identities, consents, computed traits such as order_count), count, sum, performed, last, days_since, in_segment, consented, opened, clicked"
 
 // Deps is what a rule depends on, read from its AST.
 type Deps struct {
@@ -233,6 +243,11 @@ func (v *depVisitor) Visit(node *ast.Node) {
 			}
 		case "consented":
 			v.deps.Traits = true
+		case "opened", "clicked":
+			if _, ok := literal(0, "template slug"); ok {
+				v.deps.Events = append(v.deps.Events, map[string]string{"opened": emailOpened, "clicked": emailClicked}[id.Value])
+				v.deps.AllTime = true
+			}
 		}
 	}
 }
@@ -330,6 +345,24 @@ func Bind(d *Data, now time.Time) Env {
 		DaysSince: func(t any) float64 { return daysSince(t, now) },
 		InSegment: func(slug string) bool { return d.Segments[slug] },
 		Consented: func(channel string) bool { return d.Profile.Consents[channel] },
+		Opened: func(template string) bool {
+			for i := range d.Events {
+				e := &d.Events[i]
+				if e.Name == emailOpened && !e.At.After(now) && e.Properties["template"] == template && e.Properties["machine_open"] != true {
+					return true
+				}
+			}
+			return false
+		},
+		Clicked: func(template string) bool {
+			for i := range d.Events {
+				e := &d.Events[i]
+				if e.Name == emailClicked && !e.At.After(now) && e.Properties["template"] == template {
+					return true
+				}
+			}
+			return false
+		},
 	}
 }
 

@@ -32,6 +32,9 @@ func data() *segment.Data {
 			{Name: "Cart Updated", At: ago(90 * time.Minute), Properties: map[string]any{"cart_id": "c9"}},
 			{Name: "Page Viewed", At: ago(3 * day), Properties: map[string]any{"url": "/shoes"}},
 			{Name: "Page Viewed", At: ago(1 * day), Properties: map[string]any{"url": "/cart"}},
+			{Name: "Email Opened", At: ago(2 * day), Properties: map[string]any{"template": "welcome", "machine_open": false}},
+			{Name: "Email Opened", At: ago(2 * day), Properties: map[string]any{"template": "newsletter", "machine_open": true}},
+			{Name: "Email Clicked", At: ago(2 * day), Properties: map[string]any{"template": "welcome", "url": "https://shop.example/"}},
 			{Name: "Order Completed", At: now.Add(time.Hour), Properties: map[string]any{"total": 999.0}}, // after the evaluation time
 		},
 		Segments: map[string]bool{"vip": true},
@@ -58,6 +61,9 @@ func TestEveryFunction(t *testing.T) {
 		{`days_since(profile.first_seen_at) > 30`, true}, // never set: NeverDays
 		{`in_segment("vip") && !in_segment("churned")`, true},
 		{`consented("email") && !consented("sms")`, true},
+		{`opened("welcome") && clicked("welcome")`, true},
+		{`opened("newsletter")`, false}, // a machine open is not a human one
+		{`clicked("newsletter")`, false},
 		{`profile.traits.plan == "pro" && profile.traits.age > 30`, true},
 		{`profile.state == "known" && "store" in profile.sources && profile.order_count >= 3`, true},
 		{`"ana@example.com" in profile.identities.email`, true},
@@ -89,7 +95,7 @@ func TestEvaluationTimeIsAnInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := data()
-	d.Events = d.Events[:6] // without the order placed after now
+	d.Events = d.Events[:9] // without the order placed after now
 	if got, _ := r.Evaluate(d, now); got {
 		t.Fatal("an order 10 days ago counts as none in 30 days")
 	}
