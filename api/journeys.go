@@ -127,14 +127,11 @@ func (s *Server) setJourneyStatus(status string) echo.HandlerFunc {
 // journeyRuns lists a journey's runs with a link to each in the Temporal UI;
 // with ?workflow_id= it answers that run's live state (query handler).
 func (s *Server) journeyRuns(c echo.Context) error {
-	id := c.Param("id")
-	if !isUUID(id) {
-		return journeyProblem(journey.ErrNotFound)
-	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID
-	if _, err := s.Journeys.Get(ctx, ws, id); err != nil {
-		return journeyProblem(err)
+	id, err := s.journeyOf(c)
+	if err != nil {
+		return err
 	}
 	if wid := c.QueryParam("workflow_id"); wid != "" {
 		if !strings.HasPrefix(wid, workflows.JourneyRunID(ws, id, "", "")) {
@@ -462,13 +459,10 @@ func (s *Server) reconcileMerges(ctx context.Context, workspaceID string, change
 // journeyStats answers the journey's funnel: runs entered, open at each
 // node, visits per node, ended by reason.
 func (s *Server) journeyStats(c echo.Context) error {
-	id := c.Param("id")
-	if !isUUID(id) {
-		return journeyProblem(journey.ErrNotFound)
-	}
 	ws := keyFrom(c).WorkspaceID
-	if _, err := s.Journeys.Get(c.Request().Context(), ws, id); err != nil {
-		return journeyProblem(err)
+	id, err := s.journeyOf(c)
+	if err != nil {
+		return err
 	}
 	st, err := s.Journeys.Stats(c.Request().Context(), ws, id)
 	if err != nil {
@@ -480,14 +474,11 @@ func (s *Server) journeyStats(c echo.Context) error {
 // removeRuns takes runs out of a journey: one (?workflow_id=) or all those
 // at a node (?node=). They end with reason "removed".
 func (s *Server) removeRuns(c echo.Context) error {
-	id := c.Param("id")
-	if !isUUID(id) {
-		return journeyProblem(journey.ErrNotFound)
-	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID
-	if _, err := s.Journeys.Get(ctx, ws, id); err != nil {
-		return journeyProblem(err)
+	id, err := s.journeyOf(c)
+	if err != nil {
+		return err
 	}
 	var runs []journey.Run
 	switch wid, node := c.QueryParam("workflow_id"), c.QueryParam("node"); {
@@ -525,4 +516,17 @@ func (s *Server) removeRuns(c echo.Context) error {
 		removed++
 	}
 	return c.JSON(http.StatusOK, map[string]int{"removed": removed})
+}
+
+// journeyOf reads the :id of a journey route and checks the journey exists
+// in the caller's workspace.
+func (s *Server) journeyOf(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if !isUUID(id) {
+		return "", journeyProblem(journey.ErrNotFound)
+	}
+	if _, err := s.Journeys.Get(c.Request().Context(), keyFrom(c).WorkspaceID, id); err != nil {
+		return "", journeyProblem(err)
+	}
+	return id, nil
 }
