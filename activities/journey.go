@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/expr-lang/expr"
@@ -149,4 +150,58 @@ func (a *Activities) MatchEvent(ctx context.Context, in MatchEventInput) (bool, 
 	}
 	ok, _ := out.(bool)
 	return ok, nil
+}
+
+// UntilInput asks how long to wait until a time of day, in the profile's
+// time zone, on allowed weekdays.
+type UntilInput struct {
+	WorkspaceID string
+	ProfileID   string
+	Until       string   // "09:00"
+	Weekdays    []string // mon..sun; empty means every day
+	Now         time.Time
+}
+
+// UntilTimeOfDay answers the wait. The time zone is the profile's
+// `timezone` trait (an IANA name such as Europe/Paris), else UTC.
+func (a *Activities) UntilTimeOfDay(ctx context.Context, in UntilInput) (time.Duration, error) {
+	var tz string
+	err := a.Pool.QueryRow(ctx, `SELECT coalesce(traits->>'timezone', '') FROM profiles WHERE workspace_id = $1 AND id = $2`, in.WorkspaceID, in.ProfileID).Scan(&tz)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return 0, fmt.Errorf("load time zone of %s: %w", in.ProfileID, err)
+	}
+	return NextTimeOfDay(in.Now, tz, in.Until, in.Weekdays)
+}
+
+// NextTimeOfDay is the wait from now until the next hh:mm in zone tz on one
+// of weekdays (all days when empty). An unknown zone counts as UTC.
+func NextTimeOfDay(now time.Time, tz, until string, weekdays []string) (time.Duration, error) {
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "" {
+		loc = time.UTC
+	}
+	hm, err := time.Parse("15:04", until)
+	if err != nil {
+		return 0, temporal.NewNonRetryableApplicationError("bad time of day "+until, "BadDefinition", err)
+	}
+	local := now.In(loc)
+	allowed := func(d time.Weekday) bool {
+		if len(weekdays) == 0 {
+			return true
+		}
+		name := strings.ToLower(d.String()[:3])
+		for _, w := range weekdays {
+			if strings.ToLower(w) == name {
+				return true
+			}
+		}
+		return false
+	}
+	for day := 0; day <= 7; day++ {
+		c := time.Date(local.Year(), local.Month(), local.Day()+day, hm.Hour(), hm.Minute(), 0, 0, loc)
+		if c.After(local) && allowed(c.Weekday()) {
+			return c.Sub(local), nil
+		}
+	}
+	return 0, temporal.NewNonRetryableApplicationError("no allowed weekday in "+strings.Join(weekdays, ","), "BadDefinition", nil)
 }

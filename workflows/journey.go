@@ -181,6 +181,16 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		return "", nil
 	case journey.NodeWait:
 		d, _ := segment.ParseWindow(n.Duration)
+		if n.Until != "" {
+			// Until a time of day in the profile's time zone: an activity
+			// reads the zone and answers how long to wait from now.
+			at := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+			if err := workflow.ExecuteActivity(at, a.UntilTimeOfDay, activities.UntilInput{
+				WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Until: n.Until, Weekdays: n.Weekdays, Now: workflow.Now(ctx),
+			}).Get(ctx, &d); err != nil {
+				return "", err
+			}
+		}
 		r.wait(ctx, d, "")
 		return n.Next, nil
 	case journey.NodeWaitForEvent:

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/mock"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/parcours/parcours/activities"
@@ -48,6 +50,7 @@ func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
 		func(_ context.Context, in activities.MatchEventInput) (bool, error) {
 			return e.matches[in.EventID], nil
 		})
+	e.OnActivity(a.UntilTimeOfDay, mock.Anything, mock.Anything).Return(3*time.Hour, nil)
 	e.OnActivity(a.EvaluateProfileRule, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.ProfileRuleInput) (bool, error) { return e.customer, nil })
 	return e
@@ -157,5 +160,36 @@ func TestBranchSplitAndUpdateProfile(t *testing.T) {
 	cust.ExecuteWorkflow(workflows.Journey, cartInput)
 	if r := cust.result(t); len(cust.sent) != 0 || len(cust.traits) != 1 || cust.traits[0]["welcomed"] != true || r.Path[1] != "tag" {
 		t.Fatalf("customer path %v traits %v sent %v", r.Path, cust.traits, cust.sent)
+	}
+}
+
+// A wait until a time of day sleeps as long as the activity computed from
+// the profile's time zone.
+func TestWaitUntilTimeOfDay(t *testing.T) {
+	t.Parallel()
+	d := journey.Definition{
+		Name: "Morning", Trigger: journey.Trigger{Type: "api"}, Entry: journey.Entry{ReEntry: "every_time"}, Start: "morning",
+		Nodes: []journey.Node{
+			{ID: "morning", Type: "wait", Until: "09:00", Weekdays: []string{"mon", "tue"}, Next: "mail"},
+			{ID: "mail", Type: "send", Channel: "email", Template: "digest", Next: "end"},
+			{ID: "end", Type: "exit"},
+		},
+	}
+	if err := journey.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	e := newJourneyEnv(t, d)
+	start := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	e.SetStartTime(start)
+	var sentAt time.Time
+	e.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "SendMessage" {
+			sentAt = e.Now()
+		}
+	})
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	e.result(t)
+	if got := sentAt.Sub(start); got < 3*time.Hour || got > 3*time.Hour+time.Minute {
+		t.Fatalf("sent %v after the start, want 3h", got)
 	}
 }

@@ -357,10 +357,8 @@ func Validate(d Definition) error {
 			}
 			ref(f+".next", n.Next, true)
 		case NodeWebhook:
-			if !strings.HasPrefix(n.URL, "https://") && !strings.HasPrefix(n.URL, "http://") {
-				add(f+".url", "must be an http(s) URL")
-			}
-			ref(f+".next", n.Next, true)
+			// Not runnable yet: refuse it rather than fail runs later.
+			add(f+".type", "webhook nodes are not available yet; use a send node with channel webhook (the workspace's signed webhook channel)")
 		case NodeExit:
 			if n.Next != "" {
 				add(f+".next", "an exit node ends the run; remove next")
