@@ -104,13 +104,14 @@ func newEnv(t *testing.T) *env {
 	}
 	s := api.New(api.Deps{
 		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
-		Validation: validation.NewStore(pool, time.Second),
-		Segments:   segments,
-		Journeys:   journeys,
-		Channels:   ledger.Settings,
-		Templates:  ledger.Templates,
-		Ledger:     ledger,
-		Temporal:   ts.GetDefaultClient(), TaskQueue: taskQueue,
+		GroupCommit: ingest.NewGroupCommitter(ctx, ingest.NewStore(pool)),
+		Validation:  validation.NewStore(pool, time.Second),
+		Segments:    segments,
+		Journeys:    journeys,
+		Channels:    ledger.Settings,
+		Templates:   ledger.Templates,
+		Ledger:      ledger,
+		Temporal:    ts.GetDefaultClient(), TaskQueue: taskQueue,
 		Namespace: ts.GetDefaultNamespace(), TemporalUIURL: "http://localhost:8233",
 		BodyLimit: "1M",
 	})

@@ -113,7 +113,13 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 			rejects[i] = ingest.Rejection{CallType: typ, Field: field, Reason: r.Err.Reason, Raw: r.Raw, ReceivedAt: receivedAt}
 			fieldErrs[i] = FieldError{Field: field, Reason: r.Err.Reason}
 		}
-		res, err := s.Ingest.Ingest(c.Request().Context(), ingest.Origin{WorkspaceID: k.WorkspaceID, KeyID: k.ID, Source: source}, msgs, rejects)
+		origin := ingest.Origin{WorkspaceID: k.WorkspaceID, KeyID: k.ID, Source: source}
+		var res ingest.Result
+		if typ != "" && s.GroupCommit != nil {
+			res, err = s.GroupCommit.Ingest(c.Request().Context(), origin, msgs, rejects)
+		} else {
+			res, err = s.Ingest.Ingest(c.Request().Context(), origin, msgs, rejects)
+		}
 		if err != nil {
 			return err
 		}

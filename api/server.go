@@ -35,10 +35,13 @@ type Deps struct {
 	Pool       *pgxpool.Pool
 	Workspaces *workspace.Store
 	Ingest     *ingest.Store
-	Profiles   *profile.Store
-	Validation *validation.Store
-	Segments   *segment.Store
-	Journeys   *journey.Store
+	// GroupCommit, when set, commits concurrent single calls together
+	// (one WAL flush for many); batches use Ingest directly.
+	GroupCommit *ingest.GroupCommitter
+	Profiles    *profile.Store
+	Validation  *validation.Store
+	Segments    *segment.Store
+	Journeys    *journey.Store
 	// Channels keeps channel settings and consent; Templates the Liquid
 	// templates; Ledger sends through the delivery ledger.
 	Channels  *channel.Store

@@ -18,6 +18,7 @@ import (
 	"github.com/parcours/parcours/api"
 	"github.com/parcours/parcours/pkg/events"
 	"github.com/parcours/parcours/pkg/ingest"
+	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/validation"
@@ -54,13 +55,15 @@ func startAPI(ctx context.Context, databaseURL string, maxConns int32) (*parcour
 	// take part in ingestion (validation rules, real-time segment
 	// membership) cost what they cost in production.
 	s := api.New(api.Deps{
-		Pool:       pool,
-		Workspaces: a.workspaces,
-		Ingest:     a.ingest,
-		Profiles:   profile.NewStore(pool),
-		Validation: validation.NewStore(pool, 5*time.Second),
-		Segments:   segment.NewStore(pool, 5*time.Second),
-		BodyLimit:  "1M",
+		Pool:        pool,
+		Workspaces:  a.workspaces,
+		Ingest:      a.ingest,
+		GroupCommit: ingest.NewGroupCommitter(ctx, a.ingest),
+		Profiles:    profile.NewStore(pool),
+		Journeys:    journey.NewStore(pool, 5*time.Second),
+		Validation:  validation.NewStore(pool, 5*time.Second),
+		Segments:    segment.NewStore(pool, 5*time.Second),
+		BodyLimit:   "1M",
 	})
 	a.hs = httptest.NewServer(s.Handler())
 	a.url = a.hs.URL

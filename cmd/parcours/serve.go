@@ -54,6 +54,7 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		Pool:           pool,
 		Workspaces:     workspace.NewStore(pool),
 		Ingest:         ingest.NewStore(pool),
+		GroupCommit:    ingest.NewGroupCommitter(context.Background(), ingest.NewStore(pool)),
 		Profiles:       profile.NewStore(pool),
 		Validation:     validation.NewStore(pool, 5*time.Second),
 		Segments:       segment.NewStore(pool, 5*time.Second),

@@ -64,7 +64,19 @@ type Result struct {
 	// Stored lists the records this call stored, with their profile (for
 	// journey triggers).
 	Stored []StoredEvent
+	// Outcomes says, record by record in the order given, what happened.
+	Outcomes []Outcome
 }
+
+// Outcome is what happened to one record of a call.
+type Outcome uint8
+
+// Outcomes.
+const (
+	OutcomeAccepted Outcome = iota
+	OutcomeDuplicate
+	OutcomeSuppressed
+)
 
 // StoredEvent is a stored record and the profile it ended on.
 type StoredEvent struct {
@@ -198,6 +210,12 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		return res, err
 	}
 	res.Suppressed = dropped
+	res.Outcomes = make([]Outcome, len(msgs))
+	index := make(map[*events.Message]int, len(msgs))
+	for i := range msgs {
+		index[&msgs[i]] = i
+		res.Outcomes[i] = OutcomeSuppressed // unless kept below
+	}
 
 	// 2. Store the records; the unique (workspace, messageId) index dedupes.
 	keptMsgs := make([]events.Message, len(kept))
@@ -216,8 +234,10 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		id, ok := ids[rk.m.MessageID]
 		if !ok {
 			res.Duplicates++
+			res.Outcomes[index[rk.m]] = OutcomeDuplicate
 			continue
 		}
+		res.Outcomes[index[rk.m]] = OutcomeAccepted
 		delete(ids, rk.m.MessageID) // a messageId repeated in one batch counts once
 		fresh = append(fresh, rk.m)
 		freshIDs[rk.m] = id
