@@ -342,10 +342,7 @@ func (s *Server) putSubscription(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID
-	v, err := s.Profiles.Get(ctx, ws, id)
-	if errors.Is(err, profile.ErrNotFound) {
-		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
-	}
+	v, err := s.profileOf(c)
 	if err != nil {
 		return err
 	}

@@ -20,18 +20,26 @@ import (
 )
 
 func (s *Server) getProfile(c echo.Context) error {
-	id := c.Param("id")
-	if !isUUID(id) {
-		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
-	}
-	v, err := s.Profiles.Get(c.Request().Context(), keyFrom(c).WorkspaceID, id)
-	if errors.Is(err, profile.ErrNotFound) {
-		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
-	}
+	v, err := s.profileOf(c)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, v)
+}
+
+// profileOf loads the 360 view of the :id of a profile route in the
+// caller's workspace (a merged id answers with the survivor).
+func (s *Server) profileOf(c echo.Context) (*profile.View, error) {
+	id := c.Param("id")
+	notFound := problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
+	if !isUUID(id) {
+		return nil, notFound
+	}
+	v, err := s.Profiles.Get(c.Request().Context(), keyFrom(c).WorkspaceID, id)
+	if errors.Is(err, profile.ErrNotFound) {
+		return nil, notFound
+	}
+	return v, err
 }
 
 // lookupParams maps query parameters to identity types. Any identity trait
@@ -98,10 +106,7 @@ func (s *Server) profileEvents(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID
-	v, err := s.Profiles.Get(ctx, ws, id)
-	if errors.Is(err, profile.ErrNotFound) {
-		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
-	}
+	v, err := s.profileOf(c)
 	if err != nil {
 		return err
 	}
@@ -198,10 +203,7 @@ func (s *Server) exportProfile(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID
-	v, err := s.Profiles.Get(ctx, ws, id)
-	if errors.Is(err, profile.ErrNotFound) {
-		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
-	}
+	v, err := s.profileOf(c)
 	if err != nil {
 		return err
 	}

@@ -3,23 +3,29 @@ package api_test
 import (
 	"context"
 	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/api/temporalproto"
 	"go.temporal.io/sdk/client"
+	sdkworker "go.temporal.io/sdk/worker"
 
+	"github.com/parcours/parcours/worker"
 	"github.com/parcours/parcours/workflows"
 )
 
-// TestRecordWorkflowHistories writes real histories of Parcours' workflows to
-// workflows/testdata, for the replay test that guards determinism. It runs
-// only when PARCOURS_RECORD_HISTORIES=1: re-record after a deliberate,
-// versioned change of workflow logic.
+// TestRecordWorkflowHistories runs Parcours' workflows on the real server,
+// records their histories and replays them against today's code. With
+// PARCOURS_RECORD_HISTORIES=1 it also writes them to workflows/testdata, for
+// the replay test that guards determinism across changes (re-record after a
+// deliberate, versioned change of workflow logic).
 func TestRecordWorkflowHistories(t *testing.T) {
-	if os.Getenv("PARCOURS_RECORD_HISTORIES") != "1" {
-		t.Skip("set PARCOURS_RECORD_HISTORIES=1 to re-record workflow histories")
+	t.Parallel()
+	dir := t.TempDir()
+	if os.Getenv("PARCOURS_RECORD_HISTORIES") == "1" {
+		dir = "../workflows/testdata"
 	}
 	e := newEnv(t)
 	e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": "ana", "event": "Order Completed", "properties": map[string]any{"total": 10}})
@@ -61,8 +67,14 @@ func TestRecordWorkflowHistories(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile("../workflows/testdata/"+name+".json", b, 0o644); err != nil {
+		path := filepath.Join(dir, name+".json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
 			t.Fatal(err)
+		}
+		r := sdkworker.NewWorkflowReplayer()
+		worker.RegisterWorkflows(r)
+		if err := r.ReplayWorkflowHistoryFromJSONFile(nil, path); err != nil {
+			t.Errorf("fresh %s history does not replay: %v", name, err)
 		}
 	}
 }

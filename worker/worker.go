@@ -23,10 +23,16 @@ import (
 // Register puts every workflow and activity on r. Tests use it too, so that
 // what they run is what production registers.
 func Register(r sdkworker.Registry, acts *activities.Activities) {
+	RegisterWorkflows(r)
+	r.RegisterActivity(acts)
+}
+
+// RegisterWorkflows puts every workflow on r, under its stable name (the
+// replay tests register the same set).
+func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: workflows.PingWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.SegmentRecompute, workflow.RegisterOptions{Name: workflows.SegmentRecomputeWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Journey, workflow.RegisterOptions{Name: workflows.JourneyWorkflow})
-	r.RegisterActivity(acts)
 }
 
 // New returns a worker polling taskQueue with everything registered. Start it
