@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/vm"
 	"github.com/jackc/pgx/v5"
 	"go.temporal.io/sdk/temporal"
 
@@ -143,13 +144,20 @@ func (a *Activities) MatchEvent(ctx context.Context, in MatchEventInput) (bool, 
 	if err != nil {
 		return false, err
 	}
+	return MatchRecords(prog, ev, trig), nil
+}
+
+// MatchRecords runs a compiled record condition on ev, with trig as the
+// record that started the run. A condition that fails to evaluate (a
+// missing property) does not match.
+func MatchRecords(prog *vm.Program, ev, trig journey.EventRecord) bool {
 	ev.Trigger = map[string]any{"type": trig.Type, "event": trig.Event, "properties": trig.Properties, "traits": trig.Traits, "context": trig.Context}
 	out, err := expr.Run(prog, ev)
 	if err != nil {
-		return false, nil // a condition on a missing property does not match
+		return false
 	}
 	ok, _ := out.(bool)
-	return ok, nil
+	return ok
 }
 
 // UntilInput asks how long to wait until a time of day, in the profile's

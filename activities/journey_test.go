@@ -29,3 +29,41 @@ func TestNextTimeOfDay(t *testing.T) {
 		}
 	}
 }
+
+func TestNextProfileDate(t *testing.T) {
+	t.Parallel()
+	// Friday 27 November 2026, 20:00 UTC.
+	now := time.Date(2026, 11, 27, 20, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name      string
+		tz        string
+		value     any
+		offset    string
+		everyYear bool
+		want      time.Duration
+		missing   bool
+	}{
+		{"three days before a renewal time", "", "2026-12-10T20:00:00Z", "-3d", false, 10 * 24 * time.Hour, false},
+		{"a calendar date is midnight in the profile's zone", "Europe/Paris", "2026-11-29", "0", false, 27 * time.Hour, false},
+		{"an offset after the date", "", "2026-11-27T18:00:00Z", "+2h", false, 0, true}, // 20:00 is now: not ahead
+		{"unix seconds", "", float64(time.Date(2026, 11, 28, 20, 0, 0, 0, time.UTC).Unix()), "", false, 24 * time.Hour, false},
+		{"a past date", "", "2026-01-01", "", false, 0, true},
+		{"no date", "", nil, "-1d", false, 0, true},
+		{"not a date", "", "soon", "", false, 0, true},
+		{"a birthday recurs: this year's is past, next year's is ahead", "", "1990-03-14", "0", true,
+			time.Date(2027, 3, 14, 0, 0, 0, 0, time.UTC).Sub(now), false},
+		{"a birthday later this year, the day before at midnight", "", "1985-12-25", "-1d", true,
+			time.Date(2026, 12, 24, 0, 0, 0, 0, time.UTC).Sub(now), false},
+		{"29 February in a common year is 1 March", "", "2000-02-29", "0", true,
+			time.Date(2027, 3, 1, 0, 0, 0, 0, time.UTC).Sub(now), false},
+	}
+	for _, tt := range tests {
+		got, err := activities.NextProfileDate(now, tt.tz, tt.value, tt.offset, tt.everyYear)
+		if err != nil || got.Missing != tt.missing || (!tt.missing && got.Wait != tt.want) {
+			t.Errorf("%s: got %+v, %v; want wait %v missing %v", tt.name, got, err, tt.want, tt.missing)
+		}
+	}
+	if _, err := activities.NextProfileDate(now, "", "2026-12-01", "soonish", false); err == nil {
+		t.Error("a bad offset is an error")
+	}
+}

@@ -37,6 +37,9 @@ type SendMessageInput struct {
 	Class        string // marketing or transactional
 	JourneyID    string
 	NodeID       string
+	// URL is a journey webhook node's target (marketer content, not
+	// personal data); TemplateSlug is then empty.
+	URL string
 }
 
 // SendMessageResult is the delivery's outcome: sent, skipped (with the
@@ -53,7 +56,7 @@ type SendMessageResult struct {
 func (a *Activities) SendMessage(ctx context.Context, in SendMessageInput) (SendMessageResult, error) {
 	d, err := a.Ledger.Send(ctx, channel.SendRequest{
 		BusinessKey: in.BusinessKey, WorkspaceID: in.WorkspaceID, ProfileID: in.ProfileID,
-		TemplateSlug: in.TemplateSlug, Channel: in.Channel, Class: in.Class, JourneyID: in.JourneyID, NodeID: in.NodeID,
+		TemplateSlug: in.TemplateSlug, Channel: in.Channel, Class: in.Class, JourneyID: in.JourneyID, NodeID: in.NodeID, URL: in.URL,
 	})
 	out := SendMessageResult{DeliveryID: d.ID, Status: d.Status, Reason: d.Reason, ProviderMessageID: d.ProviderMessageID}
 	if err == nil {

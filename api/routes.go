@@ -96,6 +96,8 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/journeys/:id/runs", workspace.ScopeAdmin, s.journeyRuns, false},
 		{http.MethodDelete, "/v1/journeys/:id/runs", workspace.ScopeAdmin, s.removeRuns, false},
 		{http.MethodGet, "/v1/journeys/:id/stats", workspace.ScopeAdmin, s.journeyStats, false},
+		{http.MethodPost, "/v1/journeys/:id/simulate", workspace.ScopeAdmin, s.simulateJourney, false},
+		{http.MethodGet, "/v1/journeys/:id/publish-preview", workspace.ScopeAdmin, s.publishPreview, false},
 
 		// Workspace and keys
 		{http.MethodGet, "/v1/workspace", workspace.ScopeAdmin, s.getWorkspace, false},

@@ -31,6 +31,14 @@ type MergedSignalPayload struct {
 	ProfileID string
 }
 
+// Change ids for workflow.GetVersion: each names a change made to the
+// journey workflow while runs were in flight.
+const (
+	// changeGoalConversion: a run that reaches its goal records the
+	// conversion, attributed to the last message it sent.
+	changeGoalConversion = "goal-conversion"
+)
+
 // JourneyRunID builds a run's workflow id from its business key. key is the
 // correlation value (e.g. the cart id), or the entry number for journeys
 // entered every time, or "" for one run at a time.
@@ -84,6 +92,12 @@ type journeyRun struct {
 	events  workflow.ReceiveChannel
 	entered time.Time
 	ended   string // set when an exit or goal ends the run
+	// goalEventID is the record that reached the goal; lastSend the node
+	// and business key of the last message the run sent (the one a
+	// conversion is attributed to).
+	goalEventID int64
+	lastSendKey string
+	lastSendAt  string
 }
 
 // Journey runs one profile through a published journey version: sends,
@@ -147,6 +161,20 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 		result.Reason = r.ended
 	}
 	result.Path = r.state.Path
+	// Conversions are attributed to the last message sent (added after
+	// runs were in flight: runs that reached their goal before keep their
+	// recorded history).
+	if r.ended == "goal" && workflow.GetVersion(ctx, changeGoalConversion, workflow.DefaultVersion, 1) == 1 {
+		var a *activities.Activities
+		rec := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+		info := workflow.GetInfo(ctx).WorkflowExecution
+		if err := workflow.ExecuteActivity(rec, a.RecordConversion, activities.ConversionInput{
+			WorkspaceID: in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, JourneyID: in.JourneyID, Version: in.Version,
+			ProfileID: r.in.ProfileID, EventID: r.goalEventID, DeliveryKey: r.lastSendKey, NodeID: r.lastSendAt,
+		}).Get(ctx, nil); err != nil {
+			return result, err
+		}
+	}
 	r.finish(ctx, result.Reason)
 	return result, nil
 }
@@ -191,6 +219,24 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 				return "", err
 			}
 		}
+		if n.Date != "" {
+			// Until a date the profile holds (renewal, birthday) ± offset:
+			// the activity reads it, only the wait enters history.
+			at := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
+			var until activities.UntilDateResult
+			if err := workflow.ExecuteActivity(at, a.UntilProfileDate, activities.UntilDateInput{
+				WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Date: n.Date, Offset: n.Offset, EveryYear: n.EveryYear, Now: workflow.Now(ctx),
+			}).Get(ctx, &until); err != nil {
+				return "", err
+			}
+			if until.Missing {
+				if n.OnMissing == "" {
+					r.ended = "exited:no_date"
+				}
+				return n.OnMissing, nil
+			}
+			d = until.Wait
+		}
 		r.wait(ctx, d, "")
 		return n.Next, nil
 	case journey.NodeWaitForEvent:
@@ -234,7 +280,7 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 			Reason: "journey/" + r.in.JourneyID + "/" + n.ID,
 		}).Get(ctx, nil)
 		return n.Next, err
-	case journey.NodeSend:
+	case journey.NodeSend, journey.NodeWebhook:
 		send := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 			// A provider call; slow providers are retried, never sent twice (the ledger).
 			StartToCloseTimeout: time.Minute,
@@ -245,11 +291,19 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 			},
 		})
 		var out activities.SendMessageResult
-		err := workflow.ExecuteActivity(send, a.SendMessage, activities.SendMessageInput{
-			BusinessKey: "journey/" + r.in.JourneyID + "/v" + itoa(r.in.Version) + "/" + workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + n.ID,
+		key := "journey/" + r.in.JourneyID + "/v" + itoa(r.in.Version) + "/" + workflow.GetInfo(ctx).WorkflowExecution.ID + "/" + n.ID
+		msg := activities.SendMessageInput{
+			BusinessKey: key,
 			WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, TemplateSlug: n.Template, Channel: n.Channel,
 			Class: "marketing", JourneyID: r.in.JourneyID, NodeID: n.ID,
-		}).Get(ctx, &out)
+		}
+		if n.Type == journey.NodeWebhook {
+			msg.Channel, msg.TemplateSlug, msg.URL = "webhook", "", n.URL
+		}
+		err := workflow.ExecuteActivity(send, a.SendMessage, msg).Get(ctx, &out)
+		if err == nil && out.Status == "sent" && n.Type == journey.NodeSend {
+			r.lastSendKey, r.lastSendAt = key, n.ID
+		}
 		var appErr *temporal.ApplicationError
 		if err != nil && !(asApplicationError(err, &appErr) && appErr.Type() == activities.ErrTypeSendFailed) {
 			return "", err
@@ -314,7 +368,7 @@ func (r *journeyRun) checkEnds(ctx workflow.Context, ev EventSignalPayload) bool
 	if g := r.def.Goal; g != nil && g.Event == ev.Name {
 		within, _ := segment.ParseWindow(g.Within)
 		if workflow.Now(ctx).Sub(r.entered) <= within && r.matches(ctx, g.Filter, ev) {
-			r.ended = "goal"
+			r.ended, r.goalEventID = "goal", ev.EventID
 			return true
 		}
 	}

@@ -25,6 +25,10 @@ type journeyEnv struct {
 	traits   []map[string]any
 	matches  map[int64]bool
 	customer bool // what branch conditions answer
+	// date is what UntilProfileDate answers.
+	date        activities.UntilDateResult
+	conversions []activities.ConversionInput
+	messages    []activities.SendMessageInput
 }
 
 func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
@@ -39,6 +43,7 @@ func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
 	e.OnActivity(a.SendMessage, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
 			e.sent = append(e.sent, in.TemplateSlug)
+			e.messages = append(e.messages, in)
 			return activities.SendMessageResult{Status: "sent"}, nil
 		})
 	e.OnActivity(a.UpdateProfileTraits, mock.Anything, mock.Anything).Return(
@@ -51,6 +56,13 @@ func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
 			return e.matches[in.EventID], nil
 		})
 	e.OnActivity(a.UntilTimeOfDay, mock.Anything, mock.Anything).Return(3*time.Hour, nil)
+	e.OnActivity(a.UntilProfileDate, mock.Anything, mock.Anything).Return(
+		func(context.Context, activities.UntilDateInput) (activities.UntilDateResult, error) { return e.date, nil })
+	e.OnActivity(a.RecordConversion, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ConversionInput) error {
+			e.conversions = append(e.conversions, in)
+			return nil
+		})
 	e.OnActivity(a.EvaluateProfileRule, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.ProfileRuleInput) (bool, error) { return e.customer, nil })
 	return e
@@ -191,5 +203,115 @@ func TestWaitUntilTimeOfDay(t *testing.T) {
 	e.result(t)
 	if got := sentAt.Sub(start); got < 3*time.Hour || got > 3*time.Hour+time.Minute {
 		t.Fatalf("sent %v after the start, want 3h", got)
+	}
+}
+
+// A wait until a profile date ± offset sleeps as long as the activity
+// computed; a profile without the date goes to on_missing, or ends.
+func TestWaitUntilProfileDate(t *testing.T) {
+	t.Parallel()
+	d := journey.Definition{
+		Name: "Renewal", Trigger: journey.Trigger{Type: "api"}, Entry: journey.Entry{ReEntry: "every_time"}, Start: "before_renewal",
+		Nodes: []journey.Node{
+			{ID: "before_renewal", Type: "wait", Date: "traits.renewal_at", Offset: "-3d", Next: "mail"},
+			{ID: "mail", Type: "send", Channel: "email", Template: "renewal", Next: "end"},
+			{ID: "end", Type: "exit"},
+		},
+	}
+	if err := journey.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	e := newJourneyEnv(t, d)
+	e.date = activities.UntilDateResult{Wait: 48 * time.Hour}
+	start := time.Date(2026, 11, 30, 6, 0, 0, 0, time.UTC)
+	e.SetStartTime(start)
+	var sentAt time.Time
+	e.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "SendMessage" {
+			sentAt = e.Now()
+		}
+	})
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	if r := e.result(t); r.Reason != "completed" || sentAt.Sub(start) != 48*time.Hour {
+		t.Fatalf("result %+v, sent %v after the start, want 48h", r, sentAt.Sub(start))
+	}
+
+	// No date: the run ends without sending.
+	none := newJourneyEnv(t, d)
+	none.date = activities.UntilDateResult{Missing: true, Reason: "the profile has no readable date"}
+	none.ExecuteWorkflow(workflows.Journey, cartInput)
+	if r := none.result(t); r.Reason != "exited:no_date" || len(none.sent) != 0 {
+		t.Fatalf("without a date: %+v, sent %v", r, none.sent)
+	}
+
+	// With on_missing: that way instead.
+	d.Nodes = append(d.Nodes, journey.Node{ID: "ask", Type: "send", Channel: "email", Template: "ask-renewal-date", Next: "end"})
+	d.Nodes[0].OnMissing = "ask"
+	if err := journey.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	ask := newJourneyEnv(t, d)
+	ask.date = activities.UntilDateResult{Missing: true}
+	ask.ExecuteWorkflow(workflows.Journey, cartInput)
+	if r := ask.result(t); r.Reason != "completed" || len(ask.sent) != 1 || ask.sent[0] != "ask-renewal-date" {
+		t.Fatalf("on_missing: %+v, sent %v", r, ask.sent)
+	}
+}
+
+// A webhook node goes through the send activity (and so the ledger: once
+// per run and node) with its URL and no template.
+func TestWebhookNodePostsThroughTheLedger(t *testing.T) {
+	t.Parallel()
+	d := journey.Definition{
+		Name: "CRM sync", Trigger: journey.Trigger{Type: "api"}, Entry: journey.Entry{ReEntry: "every_time"}, Start: "crm",
+		Nodes: []journey.Node{
+			{ID: "crm", Type: "webhook", URL: "https://crm.example.com/hooks/parcours", Next: "end"},
+			{ID: "end", Type: "exit"},
+		},
+	}
+	if err := journey.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	e := newJourneyEnv(t, d)
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	e.result(t)
+	if len(e.messages) != 1 {
+		t.Fatalf("%d calls", len(e.messages))
+	}
+	m := e.messages[0]
+	if m.Channel != "webhook" || m.URL != "https://crm.example.com/hooks/parcours" || m.TemplateSlug != "" || m.NodeID != "crm" || m.BusinessKey == "" {
+		t.Fatalf("webhook call %+v", m)
+	}
+}
+
+// Reaching the goal records a conversion attributed to the last message
+// the run sent before it.
+func TestGoalRecordsAConversionAttributedToTheLastMessage(t *testing.T) {
+	t.Parallel()
+	d := journey.Definition{
+		Name: "Nurture", Trigger: journey.Trigger{Type: "api"}, Entry: journey.Entry{ReEntry: "every_time"}, Start: "first",
+		Nodes: []journey.Node{
+			{ID: "first", Type: "send", Channel: "email", Template: "n1", Next: "pause"},
+			{ID: "pause", Type: "wait", Duration: "2d", Next: "second"},
+			{ID: "second", Type: "send", Channel: "email", Template: "n2", Next: "pause2"},
+			{ID: "pause2", Type: "wait", Duration: "7d", Next: "end"},
+			{ID: "end", Type: "exit"},
+		},
+		Goal: &journey.Goal{Event: "Order Completed", Within: "30d"},
+	}
+	if err := journey.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	e := newJourneyEnv(t, d)
+	e.RegisterDelayedCallback(func() {
+		e.SignalWorkflow(workflows.EventSignal, workflows.EventSignalPayload{EventID: 42, Name: "Order Completed"})
+	}, 3*24*time.Hour) // after the second email
+	e.ExecuteWorkflow(workflows.Journey, cartInput)
+	if r := e.result(t); r.Reason != "goal" || len(e.sent) != 2 {
+		t.Fatalf("result %+v, sent %v", r, e.sent)
+	}
+	if len(e.conversions) != 1 || e.conversions[0].EventID != 42 || e.conversions[0].NodeID != "second" ||
+		e.conversions[0].DeliveryKey != e.messages[1].BusinessKey {
+		t.Fatalf("conversions %+v", e.conversions)
 	}
 }

@@ -44,6 +44,10 @@ type SendRequest struct {
 	// ToEmail sends to this address instead of the profile's: API test sends
 	// only. Workflows never set it (it would put an address in history).
 	ToEmail string
+	// URL, for a journey's webhook node: post the profile to this URL
+	// (signed with the workspace's webhook secret) instead of rendering a
+	// template for the webhook channel.
+	URL string
 }
 
 // Delivery is one row of the ledger.
@@ -117,7 +121,7 @@ func (r SendRequest) validate() error {
 		return &FieldError{"channel", "must be email or webhook"}
 	case r.Class != Marketing && r.Class != Transactional:
 		return &FieldError{"class", "must be marketing or transactional"}
-	case r.TemplateSlug == "":
+	case r.TemplateSlug == "" && r.URL == "":
 		return &FieldError{"template", "is required"}
 	case r.ProfileID == "" && r.ToEmail == "":
 		return &FieldError{"profile_id", "is required"}
@@ -268,6 +272,9 @@ func permanent(format string, a ...any) *SendError {
 // prepare loads everything, checks consent, renders, and returns the
 // provider call to make and the address it goes to.
 func (l *Ledger) prepare(ctx context.Context, req SendRequest, d *Delivery) (func(context.Context) (Result, error), string, error) {
+	if req.URL != "" {
+		return l.prepareNodeWebhook(ctx, req, d)
+	}
 	tpl, err := l.Templates.BySlug(ctx, req.WorkspaceID, req.TemplateSlug)
 	if errors.Is(err, template.ErrNotFound) {
 		return nil, "", permanent("template %q not found", req.TemplateSlug)

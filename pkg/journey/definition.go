@@ -7,6 +7,7 @@ package journey
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -89,10 +90,17 @@ type Node struct {
 	Channel  string `json:"channel,omitempty"`
 	Template string `json:"template,omitempty"`
 
-	// wait: Duration, or Until a time of day ("09:00") in the profile's time zone on Weekdays.
-	Duration string   `json:"duration,omitempty"`
-	Until    string   `json:"until,omitempty"`
-	Weekdays []string `json:"weekdays,omitempty"`
+	// wait: Duration, or Until a time of day ("09:00") in the profile's time zone on Weekdays,
+	// or until the profile's Date trait (e.g. "traits.renewal_at") shifted by Offset ("-3d",
+	// "+2h"), its next anniversary when EveryYear (birthdays). A profile without that date, or
+	// whose moment has passed, goes to OnMissing, or ends its run when OnMissing is empty.
+	Duration  string   `json:"duration,omitempty"`
+	Until     string   `json:"until,omitempty"`
+	Weekdays  []string `json:"weekdays,omitempty"`
+	Date      string   `json:"date,omitempty"`
+	Offset    string   `json:"offset,omitempty"`
+	EveryYear bool     `json:"every_year,omitempty"`
+	OnMissing string   `json:"on_missing,omitempty"`
 
 	// wait_for_event
 	Event     string `json:"event,omitempty"`
@@ -111,7 +119,7 @@ type Node struct {
 	// update_profile
 	Traits map[string]any `json:"traits,omitempty"`
 
-	// webhook
+	// webhook: a signed JSON POST of the profile to URL (once per run and node).
 	URL string `json:"url,omitempty"`
 }
 
@@ -192,6 +200,28 @@ func CompileEventRule(src string) (*vm.Program, error) {
 }
 
 var idRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
+
+var datePathRe = regexp.MustCompile(`^traits\.[A-Za-z0-9_]+$`)
+
+// ParseOffset reads a signed duration such as -3d, +2h, 30m or 0.
+func ParseOffset(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "0" || s == "" {
+		return 0, nil
+	}
+	sign := time.Duration(1)
+	switch s[0] {
+	case '-':
+		sign, s = -1, s[1:]
+	case '+':
+		s = s[1:]
+	}
+	d, err := segment.ParseWindow(s)
+	if err != nil || s == "all" {
+		return 0, fmt.Errorf("%q is not an offset such as -3d, +2h or 0", s)
+	}
+	return sign * d, nil
+}
 
 var weekdays = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 
@@ -302,6 +332,18 @@ func Validate(d Definition) error {
 			ref(f+".next", n.Next, true)
 		case NodeWait:
 			switch {
+			case n.Date != "" && (n.Duration != "" || n.Until != ""):
+				add(f+".date", "give one of duration, until or date")
+			case n.Date != "":
+				if !datePathRe.MatchString(n.Date) {
+					add(f+".date", "%q must be a profile trait holding a date, such as traits.renewal_at", n.Date)
+				}
+				if n.Offset != "" {
+					if _, err := ParseOffset(n.Offset); err != nil {
+						add(f+".offset", "%q is not an offset such as -3d, +2h or 0", n.Offset)
+					}
+				}
+				ref(f+".on_missing", n.OnMissing, false)
 			case n.Duration != "" && n.Until != "":
 				add(f+".until", "give duration or until, not both")
 			case n.Until != "":
@@ -357,8 +399,10 @@ func Validate(d Definition) error {
 			}
 			ref(f+".next", n.Next, true)
 		case NodeWebhook:
-			// Not runnable yet: refuse it rather than fail runs later.
-			add(f+".type", "webhook nodes are not available yet; use a send node with channel webhook (the workspace's signed webhook channel)")
+			if u, err := url.Parse(n.URL); n.URL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+				add(f+".url", "must be an http(s) URL without credentials, e.g. https://crm.example.com/hooks/parcours")
+			}
+			ref(f+".next", n.Next, true)
 		case NodeExit:
 			if n.Next != "" {
 				add(f+".next", "an exit node ends the run; remove next")
@@ -405,6 +449,11 @@ func (n *Node) Successors() []string {
 			out = append(out, v.Next)
 		}
 	case NodeExit:
+	case NodeWait:
+		out = []string{n.Next}
+		if n.OnMissing != "" {
+			out = append(out, n.OnMissing)
+		}
 	default:
 		out = []string{n.Next}
 	}

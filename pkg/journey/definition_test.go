@@ -55,6 +55,22 @@ func TestValidationNamesTheNodeAndField(t *testing.T) {
 		{"bad branch condition", func(d *journey.Definition) {
 			d.Nodes[2] = journey.Node{ID: "wait_day", Type: "branch", Branches: []journey.Branch{{Condition: `count("Order Completed", "1 week") > 0`, Next: "done"}}, Else: "rescue_2"}
 		}, "nodes[wait_day].branches[0].condition", "window"},
+		{"date and duration", func(d *journey.Definition) { d.Nodes[2].Date = "traits.renewal_at" }, "nodes[wait_day].date", "one of"},
+		{"date not a trait", func(d *journey.Definition) {
+			d.Nodes[2].Duration, d.Nodes[2].Date = "", "renewal_at"
+		}, "nodes[wait_day].date", "traits.renewal_at"},
+		{"bad offset", func(d *journey.Definition) {
+			d.Nodes[2].Duration, d.Nodes[2].Date, d.Nodes[2].Offset = "", "traits.renewal_at", "3 days before"
+		}, "nodes[wait_day].offset", "-3d"},
+		{"dangling on_missing", func(d *journey.Definition) {
+			d.Nodes[2].Duration, d.Nodes[2].Date, d.Nodes[2].OnMissing = "", "traits.renewal_at", "nowhere"
+		}, "nodes[wait_day].on_missing", "nowhere"},
+		{"webhook without URL", func(d *journey.Definition) {
+			d.Nodes[1] = journey.Node{ID: "rescue_1", Type: "webhook", Next: "wait_day"}
+		}, "nodes[rescue_1].url", "http"},
+		{"webhook URL with credentials", func(d *journey.Definition) {
+			d.Nodes[1] = journey.Node{ID: "rescue_1", Type: "webhook", URL: "https://user:pw@crm.example.com/hook", Next: "wait_day"}
+		}, "nodes[rescue_1].url", "credentials"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -402,3 +402,45 @@ func (s *Store) EvaluateRule(ctx context.Context, workspaceID, profileID, src st
 	}
 	return in, nil
 }
+
+// EvaluateRuleWith answers a profile condition as EvaluateRule does, with
+// traits set over the stored ones and extra events added (those at or
+// before now count): the journey simulator's view of a profile. An empty
+// profileID evaluates a profile that exists only in traits and extra.
+func (s *Store) EvaluateRuleWith(ctx context.Context, workspaceID, profileID, src string, now time.Time, traits map[string]any, extra []Event) (bool, error) {
+	r, err := Compile(src)
+	if err != nil {
+		return false, err
+	}
+	d := &Data{Profile: Profile{State: "known", Traits: map[string]any{}}, Segments: map[string]bool{}}
+	if profileID != "" {
+		names, maxWindow, allTime := needs([]*compiled{{rule: r}})
+		data, err := loadData(ctx, s.pool, workspaceID, []string{profileID}, names, maxWindow, allTime, now)
+		if err != nil {
+			return false, err
+		}
+		if data[profileID] != nil {
+			d = data[profileID]
+		}
+	}
+	if len(traits) > 0 {
+		merged := make(map[string]any, len(d.Profile.Traits)+len(traits))
+		for k, v := range d.Profile.Traits {
+			merged[k] = v
+		}
+		for k, v := range traits {
+			merged[k] = v
+		}
+		d.Profile.Traits = merged
+	}
+	for _, e := range extra {
+		if !e.At.After(now) {
+			d.Events = append(d.Events, e)
+		}
+	}
+	in, err := r.Evaluate(d, now)
+	if err != nil {
+		return false, nil // e.g. comparing a trait the profile lacks
+	}
+	return in, nil
+}
