@@ -57,7 +57,9 @@ func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
 		})
 	e.OnActivity(a.UntilTimeOfDay, mock.Anything, mock.Anything).Return(3*time.Hour, nil)
 	e.OnActivity(a.UntilProfileDate, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.UntilDateInput) (activities.UntilDateResult, error) { return e.date, nil })
+		func(context.Context, activities.UntilDateInput) (activities.UntilDateResult, error) {
+			return e.date, nil
+		})
 	e.OnActivity(a.RecordConversion, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ConversionInput) error {
 			e.conversions = append(e.conversions, in)
