@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -80,7 +81,9 @@ func newEnv(t *testing.T) *env {
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	ts := temporalServer(t)
-	taskQueue := "test-" + strings.ReplaceAll(t.Name(), "/", "-")
+	// Unique per env: with -count=N a stopped worker of an earlier run may
+	// still count as a poller of the same queue for a while.
+	taskQueue := "test-" + strings.ReplaceAll(t.Name(), "/", "-") + "-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	segments := segment.NewStore(pool, 0)
 	journeys := journey.NewStore(pool, 0)
 	secretKey := make([]byte, channel.KeySize)

@@ -300,13 +300,13 @@ func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey
 			return err
 		}
 	case journey.ReEntryAfterCooldown:
-		cool, _ := segment.ParseWindow(d.Entry.Cooldown) // validated at save
+		cool, _ := journey.ParseDuration(d.Entry.Cooldown) // validated at save
 		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, profileID); err != nil || (last != nil && now.Sub(*last) < cool) {
 			return err
 		}
 	}
 	wid := workflows.JourneyRunID(workspaceID, j.ID, profileID, key)
-	_, err := s.Temporal.SignalWithStartWorkflow(ctx, wid, workflows.EventSignal,
+	run, err := s.Temporal.SignalWithStartWorkflow(ctx, wid, workflows.EventSignal,
 		workflows.EventSignalPayload{EventID: eventID, Name: rec.Event},
 		client.StartWorkflowOptions{
 			ID:                    wid,
@@ -327,7 +327,10 @@ func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey
 	if err != nil {
 		return fmt.Errorf("start journey %s for profile %s: %w", j.ID, profileID, err)
 	}
-	return nil
+	// The run is recorded now, not only when its first activity runs: a
+	// record that follows at once (the order right after the cart) must
+	// find the run to be signalled. The workflow records it again, harmlessly.
+	return s.Journeys.RecordEntry(ctx, workspaceID, wid, run.GetRunID(), j.ID, j.Version, profileID)
 }
 
 // lookupPath reads properties.a.b from a record as text.
@@ -375,6 +378,41 @@ func (s *Server) createFromScenario(c echo.Context) error {
 	sc, err := journey.LoadScenario(c.Param("name"))
 	if err != nil {
 		return problem(http.StatusNotFound, err.Error())
+	}
+	// Optional adjustments: a name, and durations by node id (a wait's
+	// duration, a wait_for_event's timeout), e.g. rescue after 2h, not 1h.
+	var req struct {
+		Name      string            `json:"name"`
+		Durations map[string]string `json:"durations"`
+	}
+	if c.Request().ContentLength != 0 {
+		if err := decodeJSON(c, &req); err != nil {
+			return err
+		}
+	}
+	if req.Name != "" {
+		sc.Definition.Name = req.Name
+	}
+	var bad []FieldError
+	for id, d := range req.Durations {
+		found := false
+		for i := range sc.Definition.Nodes {
+			n := &sc.Definition.Nodes[i]
+			switch {
+			case n.ID != id:
+			case n.Type == journey.NodeWait && n.Until == "" && n.Date == "":
+				n.Duration, found = d, true
+			case n.Type == journey.NodeWaitForEvent:
+				n.Timeout, found = d, true
+			}
+		}
+		if !found {
+			bad = append(bad, FieldError{Field: "durations." + id, Reason: "is not a wait or wait_for_event node of this scenario"})
+		}
+	}
+	if len(bad) > 0 {
+		slices.SortFunc(bad, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
+		return invalid("The scenario's adjustments are not valid.", bad...)
 	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID

@@ -163,6 +163,19 @@ func TestScenariosAreOneCallAway(t *testing.T) {
 	if strings.Join(missing, ",") != "template thank-you,segment customers" {
 		t.Fatalf("missing %v", missing)
 	}
+	// Adjustments name the node they cannot apply to, or the duration they cannot read.
+	status, _, body := e.call(t, "POST", "/v1/journeys/scenarios/abandoned_cart", e.admin, map[string]any{"durations": map[string]string{"rescue_1": "2h"}})
+	if status != 422 || body["errors"].([]any)[0].(map[string]any)["field"] != "durations.rescue_1" {
+		t.Fatalf("a send node's duration: %d %v", status, body)
+	}
+	status, _, body = e.call(t, "POST", "/v1/journeys/scenarios/abandoned_cart", e.admin, map[string]any{"durations": map[string]string{"wait_order": "soon"}})
+	if status != 422 || body["errors"].([]any)[0].(map[string]any)["field"] != "nodes[wait_order].timeout" {
+		t.Fatalf("an unreadable duration: %d %v", status, body)
+	}
+	status, _, out = e.call(t, "POST", "/v1/journeys/scenarios/abandoned_cart", e.admin, map[string]any{"name": "Cart rescue (2 h)", "durations": map[string]string{"wait_order": "2h"}})
+	if j := out["journey"].(map[string]any); status != 201 || j["name"] != "Cart rescue (2 h)" || j["draft"].(map[string]any)["nodes"].([]any)[0].(map[string]any)["timeout"] != "2h" {
+		t.Fatalf("adjusted scenario: %d %v", status, out)
+	}
 	if status, _, _ := e.call(t, "POST", "/v1/journeys/scenarios/nope", e.admin, nil); status != 404 {
 		t.Fatalf("unknown scenario: %d", status)
 	}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/pkg/journey"
-	"github.com/parcours/parcours/pkg/segment"
 )
 
 // Journey workflow names.
@@ -208,7 +207,7 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 	case journey.NodeExit:
 		return "", nil
 	case journey.NodeWait:
-		d, _ := segment.ParseWindow(n.Duration)
+		d, _ := journey.ParseDuration(n.Duration)
 		if n.Until != "" {
 			// Until a time of day in the profile's time zone: an activity
 			// reads the zone and answers how long to wait from now.
@@ -240,7 +239,7 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		r.wait(ctx, d, "")
 		return n.Next, nil
 	case journey.NodeWaitForEvent:
-		d, _ := segment.ParseWindow(n.Timeout)
+		d, _ := journey.ParseDuration(n.Timeout)
 		if r.wait(ctx, d, n.Event, func(ev EventSignalPayload) bool { return r.matches(ctx, n.Match, ev) }) {
 			return n.OnEvent, nil
 		}
@@ -366,7 +365,7 @@ func (r *journeyRun) checkEnds(ctx workflow.Context, ev EventSignalPayload) bool
 		}
 	}
 	if g := r.def.Goal; g != nil && g.Event == ev.Name {
-		within, _ := segment.ParseWindow(g.Within)
+		within, _ := journey.ParseDuration(g.Within)
 		if workflow.Now(ctx).Sub(r.entered) <= within && r.matches(ctx, g.Filter, ev) {
 			r.ended, r.goalEventID = "goal", ev.EventID
 			return true

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -203,6 +204,25 @@ var idRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_-]{0,62}$`)
 
 var datePathRe = regexp.MustCompile(`^traits\.[A-Za-z0-9_]+$`)
 
+// ParseDuration reads a journey duration: 30s, 30m, 2h, 7d, 4w. Seconds
+// are for tests and fast follow-ups; windows of segment rules start at
+// minutes.
+func ParseDuration(s string) (time.Duration, error) {
+	s = strings.TrimSpace(s)
+	if strings.HasSuffix(s, "s") {
+		n, err := strconv.Atoi(strings.TrimSuffix(s, "s"))
+		if err != nil || n <= 0 || n > 100000 {
+			return 0, fmt.Errorf("%q is not a duration such as 30s, 30m, 1h, 7d", s)
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	d, err := segment.ParseWindow(s)
+	if err != nil || s == "all" || s == "" {
+		return 0, fmt.Errorf("%q is not a duration such as 30s, 30m, 1h, 7d", s)
+	}
+	return d, nil
+}
+
 // ParseOffset reads a signed duration such as -3d, +2h, 30m or 0.
 func ParseOffset(s string) (time.Duration, error) {
 	s = strings.TrimSpace(s)
@@ -216,8 +236,8 @@ func ParseOffset(s string) (time.Duration, error) {
 	case '+':
 		s = s[1:]
 	}
-	d, err := segment.ParseWindow(s)
-	if err != nil || s == "all" {
+	d, err := ParseDuration(s)
+	if err != nil {
 		return 0, fmt.Errorf("%q is not an offset such as -3d, +2h or 0", s)
 	}
 	return sign * d, nil
@@ -253,8 +273,8 @@ func Validate(d Definition) error {
 			}
 			return
 		}
-		if _, err := segment.ParseWindow(s); err != nil || s == "all" {
-			add(field, "%q is not a duration such as 30m, 1h, 24h, 7d", s)
+		if _, err := ParseDuration(s); err != nil {
+			add(field, "%q is not a duration such as 30s, 30m, 1h, 24h, 7d", s)
 		}
 	}
 
