@@ -17,6 +17,7 @@ import (
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
+	"sigs.k8s.io/yaml"
 
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/journey"
@@ -42,10 +43,20 @@ func journeyProblem(err error) error {
 	return err
 }
 
+// readDefinition reads a journey definition as JSON, or as YAML when the
+// request says so (Content-Type application/yaml, text/yaml or
+// application/x-yaml).
 func (s *Server) readDefinition(c echo.Context) (journey.Definition, error) {
 	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, 256*1024))
 	if err != nil {
 		return journey.Definition{}, problem(http.StatusBadRequest, "The body could not be read.")
+	}
+	if strings.Contains(c.Request().Header.Get(echo.HeaderContentType), "yaml") {
+		js, err := yaml.YAMLToJSON(raw)
+		if err != nil {
+			return journey.Definition{}, &journey.ValidationError{Errors: []journey.FieldError{{Field: "(definition)", Reason: "is not a valid YAML document: " + err.Error()}}}
+		}
+		raw = js
 	}
 	return journey.Parse(raw)
 }
@@ -198,7 +209,7 @@ func (s *Server) triggerJourneys(ctx context.Context, workspaceID string, stored
 			}
 			rec := journey.EventRecord{Type: ev.Message.Type, Event: name, Properties: ev.Message.Properties,
 				Traits: ev.Message.Traits, Context: ev.Message.Context, Trigger: map[string]any{}}
-			if err := s.enterJourney(ctx, workspaceID, j, ev.ProfileID, ev.ID, rec); err != nil {
+			if _, _, err := s.enterJourney(ctx, workspaceID, j, ev.ProfileID, ev.ID, rec); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -229,7 +240,7 @@ func (s *Server) triggerSegmentJourneys(ctx context.Context, workspaceID string,
 					name = "Segment Entered"
 				}
 				rec := journey.EventRecord{Type: "track", Event: name, Properties: map[string]any{"segment": m.Segment}}
-				if err := s.enterJourney(ctx, workspaceID, j, m.ProfileID, 0, rec); err != nil {
+				if _, _, err := s.enterJourney(ctx, workspaceID, j, m.ProfileID, 0, rec); err != nil {
 					errs = append(errs, err)
 				}
 			}
@@ -258,29 +269,30 @@ func listensTo(d journey.Definition) []string {
 // enterJourney applies a journey's trigger filter, entry filter and
 // re-entry policy to a record, and starts the run with SignalWithStart on a
 // deterministic workflow id, so that duplicate triggers never start twice.
-func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey.Live, profileID string, eventID int64, rec journey.EventRecord) error {
+// It answers the run's workflow id, or why the profile did not enter.
+func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey.Live, profileID string, eventID int64, rec journey.EventRecord) (wid, why string, err error) {
 	d := j.Definition
 	if d.Trigger.Filter != "" {
 		prog, err := journey.CompileEventRule(d.Trigger.Filter)
 		if err != nil {
-			return err
+			return "", "", err
 		}
 		if out, err := expr.Run(prog, rec); err != nil || out != true {
-			return nil
+			return "", "the trigger filter does not match", nil
 		}
 	}
 	now := time.Now().UTC()
 	if d.Entry.Filter != "" {
 		ok, err := s.Segments.EvaluateRule(ctx, workspaceID, profileID, d.Entry.Filter, now)
 		if err != nil || !ok {
-			return err
+			return "", "the entry filter does not match this profile", err
 		}
 	}
 	key := ""
 	if d.Trigger.CorrelationKey != "" {
 		v := lookupPath(rec, d.Trigger.CorrelationKey)
 		if v == "" {
-			return nil // no cart id: nothing to correlate, no run
+			return "", "the record has no " + d.Trigger.CorrelationKey, nil // nothing to correlate, no run
 		}
 		key = v
 	}
@@ -297,15 +309,15 @@ func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey
 	case journey.ReEntryOnce:
 		reuse = enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
 		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, profileID); err != nil || last != nil {
-			return err
+			return "", "the profile entered this journey before (entry: once)", err
 		}
 	case journey.ReEntryAfterCooldown:
 		cool, _ := journey.ParseDuration(d.Entry.Cooldown) // validated at save
 		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, profileID); err != nil || (last != nil && now.Sub(*last) < cool) {
-			return err
+			return "", "the profile entered this journey less than " + d.Entry.Cooldown + " ago (cooldown)", err
 		}
 	}
-	wid := workflows.JourneyRunID(workspaceID, j.ID, profileID, key)
+	wid = workflows.JourneyRunID(workspaceID, j.ID, profileID, key)
 	run, err := s.Temporal.SignalWithStartWorkflow(ctx, wid, workflows.EventSignal,
 		workflows.EventSignalPayload{EventID: eventID, Name: rec.Event},
 		client.StartWorkflowOptions{
@@ -322,15 +334,15 @@ func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey
 		})
 	var started *serviceerror.WorkflowExecutionAlreadyStarted
 	if errors.As(err, &started) {
-		return nil // once: already entered
+		return "", "the profile entered this journey before (entry: once)", nil
 	}
 	if err != nil {
-		return fmt.Errorf("start journey %s for profile %s: %w", j.ID, profileID, err)
+		return "", "", fmt.Errorf("start journey %s for profile %s: %w", j.ID, profileID, err)
 	}
 	// The run is recorded now, not only when its first activity runs: a
 	// record that follows at once (the order right after the cart) must
 	// find the run to be signalled. The workflow records it again, harmlessly.
-	return s.Journeys.RecordEntry(ctx, workspaceID, wid, run.GetRunID(), j.ID, j.Version, profileID)
+	return wid, "", s.Journeys.RecordEntry(ctx, workspaceID, wid, run.GetRunID(), j.ID, j.Version, profileID)
 }
 
 // lookupPath reads properties.a.b from a record as text.

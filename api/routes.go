@@ -68,6 +68,7 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/profiles/lookup", workspace.ScopeAdmin, s.lookupProfile, false},
 		{http.MethodGet, "/v1/profiles/:id", workspace.ScopeAdmin, s.getProfile, false},
 		{http.MethodGet, "/v1/profiles/:id/events", workspace.ScopeAdmin, s.profileEvents, false},
+		{http.MethodGet, "/v1/profiles/:id/journeys", workspace.ScopeAdmin, s.profileJourneys, false},
 		{http.MethodPost, "/v1/profiles/:id/unmerge/:mergeId", workspace.ScopeAdmin, s.unmergeProfile, false},
 		{http.MethodGet, "/v1/profiles/:id/export", workspace.ScopeAdmin, s.exportProfile, false},
 		{http.MethodDelete, "/v1/profiles/:id", workspace.ScopeAdmin, s.eraseProfile, false},
@@ -97,6 +98,7 @@ func (s *Server) routes() []route {
 		{http.MethodDelete, "/v1/journeys/:id/runs", workspace.ScopeAdmin, s.removeRuns, false},
 		{http.MethodGet, "/v1/journeys/:id/stats", workspace.ScopeAdmin, s.journeyStats, false},
 		{http.MethodPost, "/v1/journeys/:id/simulate", workspace.ScopeAdmin, s.simulateJourney, false},
+		{http.MethodPost, "/v1/journeys/:id/entries", workspace.ScopeAdmin, s.enterByAPI, false},
 		{http.MethodGet, "/v1/journeys/:id/publish-preview", workspace.ScopeAdmin, s.publishPreview, false},
 
 		// Workspace and keys

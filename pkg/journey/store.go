@@ -341,3 +341,31 @@ func (s *Store) RunsAt(ctx context.Context, workspaceID, journeyID, node string)
 	}
 	return pgx.CollectRows(rows, pgx.RowToStructByPos[Run])
 }
+
+// ProfileRun is one of a profile's runs, with its journey's name.
+type ProfileRun struct {
+	Run
+	JourneyName string `json:"journey_name"`
+}
+
+// ProfileRuns lists a profile's runs of every journey, newest first: where
+// each one is, the way it went and how it ended.
+func (s *Store) ProfileRuns(ctx context.Context, workspaceID, profileID string, limit int) ([]ProfileRun, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT r.workflow_id, r.run_id, r.journey_id::text, r.version, r.profile_id::text, r.entered_at, r.node, r.ended_at, r.end_reason, r.path, j.name
+		FROM journey_runs r JOIN journeys j ON j.workspace_id = r.workspace_id AND j.id = r.journey_id
+		WHERE r.workspace_id = $1 AND r.profile_id = $2 ORDER BY r.entered_at DESC LIMIT $3`, workspaceID, profileID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("list runs of profile %s: %w", profileID, err)
+	}
+	defer rows.Close()
+	out := []ProfileRun{}
+	for rows.Next() {
+		var r ProfileRun
+		if err := rows.Scan(&r.WorkflowID, &r.RunID, &r.JourneyID, &r.Version, &r.ProfileID, &r.EnteredAt, &r.Node, &r.EndedAt, &r.EndReason, &r.Path, &r.JourneyName); err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
