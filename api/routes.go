@@ -99,6 +99,10 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/journeys/:id/stats", workspace.ScopeAdmin, s.journeyStats, false},
 		{http.MethodPost, "/v1/journeys/:id/simulate", workspace.ScopeAdmin, s.simulateJourney, false},
 		{http.MethodPost, "/v1/journeys/:id/entries", workspace.ScopeAdmin, s.enterByAPI, false},
+		{http.MethodGet, "/v1/reports/journeys", workspace.ScopeAdmin, s.journeysReport, false},
+		{http.MethodGet, "/v1/reports/journeys/:id", workspace.ScopeAdmin, s.journeyReport, false},
+		{http.MethodGet, "/v1/reports/new-customers", workspace.ScopeAdmin, s.newCustomersReport, false},
+		{http.MethodGet, "/v1/reports/touchpoints", workspace.ScopeAdmin, s.touchpointsReport, false},
 		{http.MethodGet, "/v1/journeys/:id/publish-preview", workspace.ScopeAdmin, s.publishPreview, false},
 
 		// Workspace and keys
