@@ -148,3 +148,17 @@ func (a *Activities) RecordConversion(ctx context.Context, in ConversionInput) e
 	}
 	return nil
 }
+
+// ContinueRunInput names a run continued as new.
+type ContinueRunInput struct {
+	WorkspaceID string
+	WorkflowID  string
+	PrevRunID   string
+	RunID       string
+}
+
+// ContinueJourneyRun moves the run's record to its new run id; running it
+// again is harmless.
+func (a *Activities) ContinueJourneyRun(ctx context.Context, in ContinueRunInput) error {
+	return a.Journeys.ContinueRun(ctx, in.WorkspaceID, in.WorkflowID, in.PrevRunID, in.RunID)
+}

@@ -195,7 +195,9 @@ func (s *Server) triggerJourneys(ctx context.Context, workspaceID string, stored
 				errs = append(errs, err)
 			}
 			for _, r := range runs {
-				err := s.Temporal.SignalWorkflow(ctx, r.WorkflowID, r.RunID, workflows.EventSignal, workflows.EventSignalPayload{EventID: ev.ID, Name: name})
+				// To the workflow id's current run: an open run may have
+				// continued as new since its row was read.
+				err := s.Temporal.SignalWorkflow(ctx, r.WorkflowID, "", workflows.EventSignal, workflows.EventSignalPayload{EventID: ev.ID, Name: name})
 				var nf *serviceerror.NotFound
 				if err != nil && !errors.As(err, &nf) {
 					errs = append(errs, err)
@@ -486,7 +488,7 @@ func (s *Server) reconcileMerges(ctx context.Context, workspaceID string, change
 			}
 			dup := slices.ContainsFunc(kept, func(k journey.Run) bool { return k.JourneyID == r.JourneyID && key(k) == key(r) })
 			if dup {
-				if err := s.Temporal.TerminateWorkflow(ctx, r.WorkflowID, r.RunID, "profile merged into "+c.MergedInto); err != nil {
+				if err := s.Temporal.TerminateWorkflow(ctx, r.WorkflowID, "", "profile merged into "+c.MergedInto); err != nil {
 					var nf *serviceerror.NotFound
 					if !errors.As(err, &nf) {
 						errs = append(errs, err)
@@ -496,7 +498,7 @@ func (s *Server) reconcileMerges(ctx context.Context, workspaceID string, change
 				errs = append(errs, s.Journeys.RecordEnd(ctx, workspaceID, r.WorkflowID, r.RunID, "merged"))
 				continue
 			}
-			if err := s.Temporal.SignalWorkflow(ctx, r.WorkflowID, r.RunID, workflows.MergedSignal, workflows.MergedSignalPayload{ProfileID: c.MergedInto}); err != nil {
+			if err := s.Temporal.SignalWorkflow(ctx, r.WorkflowID, "", workflows.MergedSignal, workflows.MergedSignalPayload{ProfileID: c.MergedInto}); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -555,7 +557,7 @@ func (s *Server) removeRuns(c echo.Context) error {
 	}
 	removed := 0
 	for _, r := range runs {
-		err := s.Temporal.TerminateWorkflow(ctx, r.WorkflowID, r.RunID, "removed by "+keyFrom(c).Name)
+		err := s.Temporal.TerminateWorkflow(ctx, r.WorkflowID, "", "removed by "+keyFrom(c).Name)
 		var nf *serviceerror.NotFound
 		if err != nil && !errors.As(err, &nf) {
 			return err

@@ -179,7 +179,7 @@ func (s *Server) eraseProfile(c echo.Context) error {
 			return err
 		}
 		for _, r := range runs {
-			err := s.Temporal.TerminateWorkflow(c.Request().Context(), r.WorkflowID, r.RunID, "profile erased")
+			err := s.Temporal.TerminateWorkflow(c.Request().Context(), r.WorkflowID, "", "profile erased")
 			var nf *serviceerror.NotFound
 			if err != nil && !errors.As(err, &nf) {
 				s.logger.ErrorContext(c.Request().Context(), "could not stop the journey run of an erased profile", "workflow_id", r.WorkflowID, "err", err)

@@ -36,6 +36,9 @@ const (
 	// changeGoalConversion: a run that reaches its goal records the
 	// conversion, attributed to the last message it sent.
 	changeGoalConversion = "goal-conversion"
+	// changeContinueAsNew: a waiting run that received many records
+	// continues as new, carrying its place and what it had seen.
+	changeContinueAsNew = "continue-as-new"
 )
 
 // JourneyRunID builds a run's workflow id from its business key. key is the
@@ -59,6 +62,27 @@ type JourneyInput struct {
 	// TriggerEventID is the events row that started the run (0 for API and
 	// segment triggers); wait_for_event matches compare with it.
 	TriggerEventID int64
+	// Resume carries a run continued as new: where it was, and what it had
+	// seen. Nil for a new run.
+	Resume *JourneyResume `json:",omitempty"`
+	// MaxSignals continues the run as new after this many records
+	// (default 1,000), or sooner when the server suggests it.
+	MaxSignals int `json:",omitempty"`
+}
+
+// JourneyResume is the state a run hands to its continuation: ids and
+// times only.
+type JourneyResume struct {
+	PrevRunID string
+	Node      string
+	Path      []string
+	Entered   time.Time
+	// WaitUntil is when the wait the run was in ends.
+	WaitUntil   time.Time
+	LastSendKey string
+	LastSendAt  string
+	// Pending are records received and not yet handled.
+	Pending []EventSignalPayload
 }
 
 // EventSignalPayload is a record for a running run: its id and name.
@@ -97,13 +121,28 @@ type journeyRun struct {
 	goalEventID int64
 	lastSendKey string
 	lastSendAt  string
+	// resume is the continued run's state until its wait is resumed;
+	// pending the records to handle before new ones; signals counts the
+	// records received (continue-as-new after in.MaxSignals); carry is set
+	// when the run continues as new.
+	resume  *JourneyResume
+	pending []EventSignalPayload
+	signals int
+	carry   *JourneyResume
 }
+
+// errContinueAsNew unwinds a step when the run continues as new.
+var errContinueAsNew = temporal.NewNonRetryableApplicationError("continue as new", "ContinueAsNew", nil)
 
 // Journey runs one profile through a published journey version: sends,
 // waits (durable timers), waits for correlated events, branches and splits,
 // and ends on exit criteria or the goal wherever it is.
 func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
-	r := &journeyRun{in: in, events: workflow.GetSignalChannel(ctx, EventSignal), entered: workflow.Now(ctx)}
+	r := &journeyRun{in: in, events: workflow.GetSignalChannel(ctx, EventSignal), entered: workflow.Now(ctx), resume: in.Resume}
+	if in.Resume != nil {
+		r.entered, r.pending = in.Resume.Entered, in.Resume.Pending
+		r.lastSendKey, r.lastSendAt = in.Resume.LastSendKey, in.Resume.LastSendAt
+	}
 	// A merge re-homes the run on the surviving profile, whenever it comes.
 	merged := workflow.GetSignalChannel(ctx, MergedSignal)
 	workflow.Go(ctx, func(ctx workflow.Context) {
@@ -129,7 +168,14 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 		return JourneyResult{}, err
 	}
 	info := workflow.GetInfo(ctx).WorkflowExecution
-	if err := workflow.ExecuteActivity(load, a.RecordJourneyEntry, activities.JourneyEntryInput{
+	if in.Resume != nil {
+		// A continuation: the run's row follows it to its new run id.
+		if err := workflow.ExecuteActivity(load, a.ContinueJourneyRun, activities.ContinueRunInput{
+			WorkspaceID: in.WorkspaceID, WorkflowID: info.ID, PrevRunID: in.Resume.PrevRunID, RunID: info.RunID,
+		}).Get(ctx, nil); err != nil {
+			return JourneyResult{}, err
+		}
+	} else if err := workflow.ExecuteActivity(load, a.RecordJourneyEntry, activities.JourneyEntryInput{
 		WorkspaceID: in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, JourneyID: in.JourneyID, Version: in.Version, ProfileID: in.ProfileID,
 	}).Get(ctx, nil); err != nil {
 		return JourneyResult{}, err
@@ -144,6 +190,10 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 	}
 	result := JourneyResult{Reason: "completed"}
 	node := r.def.Start
+	if in.Resume != nil {
+		node = in.Resume.Node
+		r.state.Path = in.Resume.Path[:len(in.Resume.Path)-1]
+	}
 	for node != "" && r.ended == "" {
 		n := r.nodes[node]
 		r.state = JourneyState{Node: node, Path: append(r.state.Path, node)}
@@ -151,6 +201,28 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 			return result, err
 		}
 		next, err := r.step(ctx, n)
+		if r.carry != nil {
+			// Drain what arrived meanwhile: the continuation handles it.
+			for {
+				var ev EventSignalPayload
+				if !r.events.ReceiveAsync(&ev) {
+					break
+				}
+				r.carry.Pending = append(r.carry.Pending, ev)
+			}
+			for {
+				var m MergedSignalPayload
+				if !merged.ReceiveAsync(&m) {
+					break
+				}
+				if m.ProfileID != "" {
+					r.in.ProfileID = m.ProfileID
+				}
+			}
+			cont := r.in
+			cont.Resume = r.carry
+			return result, workflow.NewContinueAsNewError(ctx, JourneyWorkflow, cont)
+		}
 		if err != nil {
 			return result, err
 		}
@@ -208,6 +280,13 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		return "", nil
 	case journey.NodeWait:
 		d, _ := journey.ParseDuration(n.Duration)
+		if rd, ok := r.resumedWait(ctx, n); ok {
+			r.wait(ctx, rd, "")
+			if r.carry != nil {
+				return "", errContinueAsNew
+			}
+			return n.Next, nil
+		}
 		if n.Until != "" {
 			// Until a time of day in the profile's time zone: an activity
 			// reads the zone and answers how long to wait from now.
@@ -237,10 +316,20 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 			d = until.Wait
 		}
 		r.wait(ctx, d, "")
+		if r.carry != nil {
+			return "", errContinueAsNew
+		}
 		return n.Next, nil
 	case journey.NodeWaitForEvent:
 		d, _ := journey.ParseDuration(n.Timeout)
-		if r.wait(ctx, d, n.Event, func(ev EventSignalPayload) bool { return r.matches(ctx, n.Match, ev) }) {
+		if rd, ok := r.resumedWait(ctx, n); ok {
+			d = rd
+		}
+		got := r.wait(ctx, d, n.Event, func(ev EventSignalPayload) bool { return r.matches(ctx, n.Match, ev) })
+		switch {
+		case r.carry != nil:
+			return "", errContinueAsNew
+		case got:
 			return n.OnEvent, nil
 		}
 		return n.OnTimeout, nil
@@ -328,11 +417,7 @@ func (r *journeyRun) wait(ctx workflow.Context, d time.Duration, event string, m
 	timer := workflow.NewTimer(timerCtx, d)
 	for {
 		got, fired := false, false
-		sel := workflow.NewSelector(ctx)
-		sel.AddFuture(timer, func(workflow.Future) { fired = true })
-		sel.AddReceive(r.events, func(c workflow.ReceiveChannel, _ bool) {
-			var ev EventSignalPayload
-			c.Receive(ctx, &ev)
+		handle := func(ev EventSignalPayload) {
 			if ev.EventID == r.in.TriggerEventID {
 				return // the record that started the run, delivered with the start
 			}
@@ -342,8 +427,31 @@ func (r *journeyRun) wait(ctx workflow.Context, d time.Duration, event string, m
 			if event != "" && ev.Name == event && (len(match) == 0 || match[0](ev)) {
 				got = true
 			}
-		})
-		sel.Select(ctx)
+		}
+		if len(r.pending) > 0 {
+			// Records a previous run of this workflow received and left.
+			ev := r.pending[0]
+			r.pending = r.pending[1:]
+			handle(ev)
+		} else {
+			sel := workflow.NewSelector(ctx)
+			sel.AddFuture(timer, func(workflow.Future) { fired = true })
+			sel.AddReceive(r.events, func(c workflow.ReceiveChannel, _ bool) {
+				var ev EventSignalPayload
+				c.Receive(ctx, &ev)
+				r.signals++
+				handle(ev)
+			})
+			sel.Select(ctx)
+		}
+		if r.ended == "" && !got && !fired && r.continueAsNew(ctx) {
+			r.carry = &JourneyResume{
+				PrevRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Node: r.state.Node, Path: r.state.Path,
+				Entered: r.entered, WaitUntil: r.state.Until, LastSendKey: r.lastSendKey, LastSendAt: r.lastSendAt,
+				Pending: append([]EventSignalPayload(nil), r.pending...),
+			}
+			return false
+		}
 		switch {
 		case r.ended != "":
 			return false
@@ -353,6 +461,34 @@ func (r *journeyRun) wait(ctx workflow.Context, d time.Duration, event string, m
 			return false
 		}
 	}
+}
+
+// continueAsNew says whether a waiting run should hand over to a fresh run
+// (its history grows with every record it receives): after in.MaxSignals
+// records, or when the server suggests it.
+func (r *journeyRun) continueAsNew(ctx workflow.Context) bool {
+	max := r.in.MaxSignals
+	if max <= 0 {
+		max = 1000
+	}
+	if r.signals < max && !workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+		return false
+	}
+	// Added while runs were in flight: runs recorded before replay as they were.
+	return workflow.GetVersion(ctx, changeContinueAsNew, workflow.DefaultVersion, 1) == 1
+}
+
+// resumedWait answers the time left of the wait a continued run was in.
+func (r *journeyRun) resumedWait(ctx workflow.Context, n *journey.Node) (time.Duration, bool) {
+	if r.resume == nil || r.resume.Node != n.ID {
+		return 0, false
+	}
+	left := r.resume.WaitUntil.Sub(workflow.Now(ctx))
+	r.resume = nil
+	if left < 0 {
+		left = 0
+	}
+	return left, true
 }
 
 // checkEnds applies exit criteria and the goal to a record; it reports

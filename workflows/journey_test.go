@@ -2,7 +2,9 @@ package workflows_test
 
 import (
 	"context"
+	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,6 +12,7 @@ import (
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/pkg/journey"
@@ -29,6 +32,7 @@ type journeyEnv struct {
 	date        activities.UntilDateResult
 	conversions []activities.ConversionInput
 	messages    []activities.SendMessageInput
+	continued   []activities.ContinueRunInput
 }
 
 func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
@@ -59,6 +63,11 @@ func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
 	e.OnActivity(a.UntilProfileDate, mock.Anything, mock.Anything).Return(
 		func(context.Context, activities.UntilDateInput) (activities.UntilDateResult, error) {
 			return e.date, nil
+		})
+	e.OnActivity(a.ContinueJourneyRun, mock.Anything, mock.Anything).Return(
+		func(_ context.Context, in activities.ContinueRunInput) error {
+			e.continued = append(e.continued, in)
+			return nil
 		})
 	e.OnActivity(a.RecordConversion, mock.Anything, mock.Anything).Return(
 		func(_ context.Context, in activities.ConversionInput) error {
@@ -315,5 +324,76 @@ func TestGoalRecordsAConversionAttributedToTheLastMessage(t *testing.T) {
 	if len(e.conversions) != 1 || e.conversions[0].EventID != 42 || e.conversions[0].NodeID != "second" ||
 		e.conversions[0].DeliveryKey != e.messages[1].BusinessKey {
 		t.Fatalf("conversions %+v", e.conversions)
+	}
+}
+
+// A run waiting long while records keep arriving continues as new before
+// its history grows too long, carrying its place, its wait's deadline and
+// what it had sent; the continuation finishes the wait without sending
+// anything twice.
+func TestLongWaitContinuesAsNew(t *testing.T) {
+	t.Parallel()
+	d := journey.Definition{
+		Name: "Resend", Trigger: journey.Trigger{Type: "api"}, Entry: journey.Entry{ReEntry: "every_time"}, Start: "news",
+		Nodes: []journey.Node{
+			{ID: "news", Type: "send", Channel: "email", Template: "news", Next: "wait_open"},
+			{ID: "wait_open", Type: "wait_for_event", Event: "Email Opened", Match: `properties.machine_open != true`, Timeout: "10d", OnEvent: "end", OnTimeout: "resend"},
+			{ID: "resend", Type: "send", Channel: "email", Template: "news-resend", Next: "end"},
+			{ID: "end", Type: "exit"},
+		},
+		Goal: &journey.Goal{Event: "Order Completed", Within: "30d"},
+	}
+	if err := journey.Validate(d); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	in := workflows.JourneyInput{WorkspaceID: "ws", JourneyID: "j", Version: 1, ProfileID: "p", MaxSignals: 3}
+
+	first := newJourneyEnv(t, d)
+	first.SetStartTime(start)
+	for i := 1; i <= 3; i++ { // three machine opens: not the awaited open
+		id := int64(10 + i)
+		first.RegisterDelayedCallback(func() {
+			first.SignalWorkflow(workflows.EventSignal, workflows.EventSignalPayload{EventID: id, Name: "Email Opened"})
+		}, time.Duration(i)*24*time.Hour)
+	}
+	first.ExecuteWorkflow(workflows.Journey, in)
+	var can *workflow.ContinueAsNewError
+	if err := first.GetWorkflowError(); !errors.As(err, &can) {
+		t.Fatalf("want continue-as-new, got %v", err)
+	}
+	var next workflows.JourneyInput
+	if err := converter.GetDefaultDataConverter().FromPayloads(can.Input, &next); err != nil {
+		t.Fatal(err)
+	}
+	r := next.Resume
+	if r == nil || r.Node != "wait_open" || !r.WaitUntil.Equal(start.Add(10*24*time.Hour)) || strings.Join(r.Path, ",") != "news,wait_open" ||
+		!r.Entered.Equal(start) || r.LastSendAt != "news" || next.ProfileID != "p" || len(first.sent) != 1 {
+		t.Fatalf("continuation %+v (sent %v)", r, first.sent)
+	}
+
+	// The continuation: nothing more arrives, the resend goes at the original deadline.
+	second := newJourneyEnv(t, d)
+	second.SetStartTime(start.Add(3 * 24 * time.Hour))
+	var resentAt time.Time
+	second.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, _ converter.EncodedValues) {
+		if info.ActivityType.Name == "SendMessage" {
+			resentAt = second.Now()
+		}
+	})
+	second.ExecuteWorkflow(workflows.Journey, next)
+	res := second.result(t)
+	if strings.Join(second.sent, ",") != "news-resend" || !resentAt.Equal(start.Add(10*24*time.Hour)) ||
+		strings.Join(res.Path, ",") != "news,wait_open,resend,end" || len(second.continued) != 1 || second.continued[0].PrevRunID != r.PrevRunID {
+		t.Fatalf("continued run: sent %v at %v, path %v, continued %+v", second.sent, resentAt, res.Path, second.continued)
+	}
+
+	// A record left pending at the hand-over is handled by the continuation: an order reaches the goal.
+	next.Resume.Pending = []workflows.EventSignalPayload{{EventID: 20, Name: "Order Completed"}}
+	third := newJourneyEnv(t, d)
+	third.SetStartTime(start.Add(3 * 24 * time.Hour))
+	third.ExecuteWorkflow(workflows.Journey, next)
+	if res := third.result(t); res.Reason != "goal" || len(third.sent) != 0 || len(third.conversions) != 1 || third.conversions[0].NodeID != "news" {
+		t.Fatalf("pending order: %+v sent %v conversions %+v", res, third.sent, third.conversions)
 	}
 }

@@ -369,3 +369,14 @@ func (s *Store) ProfileRuns(ctx context.Context, workspaceID, profileID string, 
 	}
 	return out, rows.Err()
 }
+
+// ContinueRun moves a run's row to the run id of its continuation (a run
+// continued as new keeps its workflow id and gets a new run id).
+func (s *Store) ContinueRun(ctx context.Context, workspaceID, workflowID, prevRunID, runID string) error {
+	_, err := s.pool.Exec(ctx, `UPDATE journey_runs SET run_id = $4 WHERE workspace_id = $1 AND workflow_id = $2 AND run_id = $3`,
+		workspaceID, workflowID, prevRunID, runID)
+	if err != nil {
+		return fmt.Errorf("continue journey run %s: %w", workflowID, err)
+	}
+	return nil
+}

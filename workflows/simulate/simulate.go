@@ -406,6 +406,7 @@ func (s *sim) activities() map[string]any {
 			return nil
 		},
 		"RecordJourneyEnd": func(context.Context, activities.JourneyEndInput) error { return nil },
+		"ContinueJourneyRun": func(context.Context, activities.ContinueRunInput) error { return nil },
 		"EvaluateProfileRule": func(ctx context.Context, in activities.ProfileRuleInput) (bool, error) {
 			s.mu.Lock()
 			traits := copyMap(s.traits)
