@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test build vet test-short bench bench-quick clean
+.PHONY: run test build image vet test-short bench bench-quick clean
 
 ## run: start everything in one process (Temporal + UI, worker, API) — `parcours dev`
 run:
@@ -31,6 +31,10 @@ bench-quick:
 ## build: the parcours binary in bin/
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/parcours ./cmd/parcours
+
+## image: the container image (needs a Docker engine); the same image runs api, worker and migrate
+image:
+	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t parcours:$(VERSION) -t parcours:latest .
 
 vet:
 	$(GO) vet ./...

@@ -130,6 +130,10 @@ func dialTemporal(ctx context.Context, cfg config.Config, address string, logger
 	}
 	c, err := client.DialContext(ctx, opts)
 	if err != nil {
+		return nil, fmt.Errorf("connect to Temporal at %s: %w", address, explainRefusal(err))
+	}
+	if err := checkNamespace(ctx, c, cfg.TemporalNamespace); err != nil {
+		c.Close()
 		return nil, fmt.Errorf("connect to Temporal at %s: %w", address, err)
 	}
 	return c, nil

@@ -25,7 +25,7 @@ type Var struct {
 
 // Vars lists every environment variable Parcours reads.
 var Vars = []Var{
-	{"DATABASE_URL", "postgres://localhost:5432/parcours", "PostgreSQL connection URL. `parcours dev` creates the database if it is missing."},
+	{"DATABASE_URL", "postgres://localhost:5432/parcours", "PostgreSQL connection URL. `parcours dev` creates the database if it is missing. libpq parameters apply: `sslmode=verify-full`, `sslrootcert`, and `pool_max_conns` for the pool size (docs/operations.md)."},
 	{"PARCOURS_HTTP_ADDR", ":8080", "Listen address of the HTTP API and console."},
 	{"PARCOURS_DATA_DIR", ".parcours", "Where `parcours dev` keeps local state: Temporal's SQLite file, the first-start credentials, a private PostgreSQL cluster if one was needed."},
 	{"TEMPORAL_ADDRESS", "(dev: embedded server; api/worker: localhost:7233)", "host:port of an existing Temporal frontend. Unset in `parcours dev` starts an embedded Temporal server."},
