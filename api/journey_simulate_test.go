@@ -73,6 +73,13 @@ func TestPublishPreviewCountsRunsOnChangedNodes(t *testing.T) {
 		}
 		return n == 2
 	})
+	// The live inspector: who is at a step.
+	for node, want := range map[string]int{"wait_order": 2, "flag": 0} {
+		_, _, at := e.call(t, "GET", "/v1/journeys/"+id+"/runs?node="+node, e.admin, nil)
+		if n := len(at["data"].([]any)); n != want {
+			t.Fatalf("runs at %s: %d, want %d", node, n, want)
+		}
+	}
 	// The new draft waits two hours instead of one, and no longer flags the cart.
 	draft := strings.Replace(cartJourney, `"timeout": "1h"`, `"timeout": "2h"`, 1)
 	draft = strings.Replace(draft, `"on_timeout": "flag"`, `"on_timeout": "done"`, 1)

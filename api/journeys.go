@@ -159,6 +159,10 @@ func (s *Server) journeyRuns(c echo.Context) error {
 		return c.JSON(http.StatusOK, st)
 	}
 	runs, err := s.Journeys.Runs(ctx, ws, id, 200)
+	if node := c.QueryParam("node"); node != "" {
+		// The live inspector's "who is at this step".
+		runs, err = s.Journeys.RunsAt(ctx, ws, id, node)
+	}
 	if err != nil {
 		return err
 	}
