@@ -40,6 +40,9 @@ type SendMessageInput struct {
 	// URL is a journey webhook node's target (marketer content, not
 	// personal data); TemplateSlug is then empty.
 	URL string
+	// EventID is the record that started the run (its id only): templates
+	// read it as `event`.
+	EventID int64
 }
 
 // SendMessageResult is the delivery's outcome: sent, skipped (with the
@@ -56,7 +59,7 @@ type SendMessageResult struct {
 func (a *Activities) SendMessage(ctx context.Context, in SendMessageInput) (SendMessageResult, error) {
 	d, err := a.Ledger.Send(ctx, channel.SendRequest{
 		BusinessKey: in.BusinessKey, WorkspaceID: in.WorkspaceID, ProfileID: in.ProfileID,
-		TemplateSlug: in.TemplateSlug, Channel: in.Channel, Class: in.Class, JourneyID: in.JourneyID, NodeID: in.NodeID, URL: in.URL,
+		TemplateSlug: in.TemplateSlug, Channel: in.Channel, Class: in.Class, JourneyID: in.JourneyID, NodeID: in.NodeID, URL: in.URL, EventID: in.EventID,
 	})
 	out := SendMessageResult{DeliveryID: d.ID, Status: d.Status, Reason: d.Reason, ProviderMessageID: d.ProviderMessageID}
 	if err == nil {

@@ -91,7 +91,7 @@ func TestScenarioAbandonedCartRescue(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 	id, fake := scenarioEnv(t, e, "abandoned_cart", map[string]string{"wait_order": "4s", "wait_day": "6s"},
-		map[string]string{"cart-rescue-1": "Your cart is waiting", "cart-rescue-coupon": "10% off your cart"}, "")
+		map[string]string{"cart-rescue-1": "Your cart is waiting", "cart-rescue-coupon": "10% off your {{ event.properties.total }} € cart"}, "")
 	p := e.identify(t, "ana", "bob", "carl", "dee")
 	cart := func(user, id string, total float64) {
 		e.mustSend(t, e.write, "/v1/track", map[string]any{"userId": user, "event": "Cart Updated", "properties": map[string]any{"cart_id": id, "total": total}})
@@ -113,7 +113,7 @@ func TestScenarioAbandonedCartRescue(t *testing.T) {
 		t.Fatalf("end reasons %v for %v; inbox %v", reasons, p, inbox(fake))
 	}
 	got := inbox(fake)
-	if len(got) != 2 || strings.Join(got["ana@example.com"], "|") != "Your cart is waiting|10% off your cart" ||
+	if len(got) != 2 || strings.Join(got["ana@example.com"], "|") != "Your cart is waiting|10% off your 40 € cart" ||
 		strings.Join(got["carl@example.com"], "|") != "Your cart is waiting" {
 		t.Fatalf("inbox %v", got)
 	}

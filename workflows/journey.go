@@ -383,7 +383,7 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		msg := activities.SendMessageInput{
 			BusinessKey: key,
 			WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, TemplateSlug: n.Template, Channel: n.Channel,
-			Class: "marketing", JourneyID: r.in.JourneyID, NodeID: n.ID,
+			Class: "marketing", JourneyID: r.in.JourneyID, NodeID: n.ID, EventID: r.in.TriggerEventID,
 		}
 		if n.Type == journey.NodeWebhook {
 			msg.Channel, msg.TemplateSlug, msg.URL = "webhook", "", n.URL

@@ -44,6 +44,9 @@ type SendRequest struct {
 	// ToEmail sends to this address instead of the profile's: API test sends
 	// only. Workflows never set it (it would put an address in history).
 	ToEmail string
+	// EventID is the record that started the journey run: templates read
+	// it as `event` (the cart's items in a rescue email).
+	EventID int64
 	// URL, for a journey's webhook node: post the profile to this URL
 	// (signed with the workspace's webhook secret) instead of rendering a
 	// template for the webhook channel.
@@ -289,6 +292,11 @@ func (l *Ledger) prepare(ctx context.Context, req SendRequest, d *Delivery) (fun
 	data := template.Data{Journey: map[string]any{}}
 	if req.JourneyID != "" {
 		data.Journey = map[string]any{"id": req.JourneyID, "node": req.NodeID}
+	}
+	if req.EventID != 0 {
+		if data.Event, err = l.eventData(ctx, req.WorkspaceID, req.EventID); err != nil {
+			return nil, "", err
+		}
 	}
 	var view *profile.View
 	if req.ProfileID != "" {

@@ -521,7 +521,16 @@ func (s *sim) render(ctx context.Context, in activities.SendMessageInput) Messag
 		m.Skipped = fmt.Sprintf("template %q does not compile: %v", tpl.Slug, err)
 		return m
 	}
-	out, err := c.Render(ctx, template.Data{Profile: data, Journey: map[string]any{"id": s.in.JourneyID, "node": in.NodeID}})
+	td := template.Data{Profile: data, Journey: map[string]any{"id": s.in.JourneyID, "node": in.NodeID}}
+	if t, ok := s.records[1]; ok && in.EventID != 0 {
+		// The record that started the run, as sends see it.
+		props := t.rec.Properties
+		if props == nil {
+			props = map[string]any{}
+		}
+		td.Event = map[string]any{"type": t.rec.Type, "name": t.rec.Event, "properties": props, "timestamp": t.at.UTC().Format(time.RFC3339)}
+	}
+	out, err := c.Render(ctx, td)
 	if err != nil {
 		m.Skipped = fmt.Sprintf("template %q does not render: %v", tpl.Slug, err)
 		return m

@@ -27,7 +27,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Helper()
 	e := channeltest.NewEnv(t)
 	e.Template(t, "cart-rescue-1", "{{ profile.traits.first_name }}, your cart is waiting", "<p>Hello {{ profile.traits.first_name }}</p>", "Hello")
-	e.Template(t, "cart-rescue-coupon", "10% off your cart", "<p>Code SAVE10</p>", "Code SAVE10")
+	e.Template(t, "cart-rescue-coupon", "10% off your {{ event.properties.total }} € cart", "<p>Code SAVE10</p>", "Code SAVE10")
 	raw, err := os.ReadFile("../../pkg/journey/testdata/abandoned_cart.json")
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +80,7 @@ func TestSimulatedAbandonedCartRendersBothEmailsAtTheirTimes(t *testing.T) {
 	if first.To != "ana@example.com" || first.Subject != "Ana, your cart is waiting" || !first.At.Equal(start.Add(time.Hour)) {
 		t.Fatalf("first email %+v", first)
 	}
-	if second.Subject != "10% off your cart" || !second.At.Equal(start.Add(25*time.Hour)) {
+	if second.Subject != "10% off your 40 € cart" || !second.At.Equal(start.Add(25*time.Hour)) {
 		t.Fatalf("second email %+v", second)
 	}
 	if len(res.Waits) != 2 || res.Waits[0].Kind != "event" || res.Waits[0].Resolution != "timeout" || !res.Waits[0].To.Equal(start.Add(time.Hour)) ||
