@@ -506,12 +506,12 @@ func (s *sim) render(ctx context.Context, in activities.SendMessageInput) Messag
 	data["traits"] = traits
 	switch in.Channel {
 	case "email":
-		m.To = s.email(traits)
+		m.To = s.address(identity.Email, traits)
 		if m.To == "" {
 			m.Skipped = "the profile has no email address"
 		}
 	case "sms":
-		m.To, _ = traits["phone"].(string)
+		m.To = s.address(identity.Phone, traits)
 		if m.To == "" {
 			m.Skipped = "the profile has no phone number"
 		}
@@ -539,16 +539,18 @@ func (s *sim) render(ctx context.Context, in activities.SendMessageInput) Messag
 	return m
 }
 
-func (s *sim) email(traits map[string]any) string {
+// address is where a message would go: the profile's identity of that
+// type (email, phone), else the trait of that name.
+func (s *sim) address(typ string, traits map[string]any) string {
 	if s.view != nil {
 		for _, id := range s.view.Identities {
-			if id.Type == identity.Email {
+			if id.Type == typ {
 				return id.Value
 			}
 		}
 	}
-	e, _ := traits["email"].(string)
-	return strings.TrimSpace(e)
+	v, _ := traits[typ].(string)
+	return strings.TrimSpace(v)
 }
 
 func copyMap(m map[string]any) map[string]any {
