@@ -259,9 +259,18 @@ func ParseWindow(s string) (time.Duration, error) {
 	if s == "" || s == "all" {
 		return 0, nil
 	}
-	unit := s[len(s)-1]
+	var mult time.Duration
+	switch s[len(s)-1] {
+	case 'm':
+		mult = time.Minute
+	case 'h':
+		mult = time.Hour
+	case 'd':
+		mult = 24 * time.Hour
+	case 'w':
+		mult = 7 * 24 * time.Hour
+	}
 	n, err := strconv.Atoi(s[:len(s)-1])
-	mult := map[byte]time.Duration{'m': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[unit]
 	if err != nil || n <= 0 || mult == 0 || n > 100000 {
 		return 0, fmt.Errorf("window %q is not a duration such as 30m, 2h, 30d, 4w or \"all\"", s)
 	}
@@ -291,29 +300,45 @@ func (r *Rule) Run(env Env) (bool, error) {
 
 // Bind builds the environment of one profile at time now.
 func Bind(d *Data, now time.Time) Env {
-	inWindow := func(e *Event, window string) bool {
-		w, err := ParseWindow(window) // validated at compile time
+	// since is the start of a window (zero for all time); ok is false for a
+	// window that does not parse (refused at compile time anyway).
+	since := func(window string) (from time.Time, ok bool) {
+		w, err := ParseWindow(window)
 		if err != nil {
-			return false
+			return time.Time{}, false
 		}
-		return !e.At.After(now) && (w == 0 || e.At.After(now.Add(-w)))
+		if w == 0 {
+			return time.Time{}, true
+		}
+		return now.Add(-w), true
+	}
+	inWindow := func(e *Event, from time.Time) bool {
+		return !e.At.After(now) && (from.IsZero() || e.At.After(from))
 	}
 	return Env{
 		Profile: d.Profile,
 		Count: func(event, window string) int {
+			from, ok := since(window)
+			if !ok {
+				return 0
+			}
 			n := 0
 			for i := range d.Events {
-				if d.Events[i].Name == event && inWindow(&d.Events[i], window) {
+				if d.Events[i].Name == event && inWindow(&d.Events[i], from) {
 					n++
 				}
 			}
 			return n
 		},
 		Sum: func(event, property, window string) float64 {
+			from, ok := since(window)
+			if !ok {
+				return 0
+			}
 			total := 0.0
 			for i := range d.Events {
 				e := &d.Events[i]
-				if e.Name == event && inWindow(e, window) {
+				if e.Name == event && inWindow(e, from) {
 					if f, ok := number(e.Properties[property]); ok {
 						total += f
 					}
@@ -322,8 +347,12 @@ func Bind(d *Data, now time.Time) Env {
 			return math.Round(total*100) / 100
 		},
 		Performed: func(event, window string) bool {
+			from, ok := since(window)
+			if !ok {
+				return false
+			}
 			for i := range d.Events {
-				if d.Events[i].Name == event && inWindow(&d.Events[i], window) {
+				if d.Events[i].Name == event && inWindow(&d.Events[i], from) {
 					return true
 				}
 			}
