@@ -405,7 +405,7 @@ func (s *sim) activities() map[string]any {
 			s.mu.Unlock()
 			return nil
 		},
-		"RecordJourneyEnd": func(context.Context, activities.JourneyEndInput) error { return nil },
+		"RecordJourneyEnd":   func(context.Context, activities.JourneyEndInput) error { return nil },
 		"ContinueJourneyRun": func(context.Context, activities.ContinueRunInput) error { return nil },
 		"EvaluateProfileRule": func(ctx context.Context, in activities.ProfileRuleInput) (bool, error) {
 			s.mu.Lock()
