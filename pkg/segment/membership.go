@@ -154,7 +154,7 @@ func (s *Store) RecomputeBatch(ctx context.Context, workspaceID, after string, l
 	if after == "" {
 		after = "00000000-0000-0000-0000-000000000000"
 	}
-	rows, err := s.pool.Query(ctx, `SELECT id::text FROM profiles WHERE workspace_id = $1 AND merged_into IS NULL AND id > $2::uuid ORDER BY id LIMIT $3`,
+	rows, err := s.pool.Query(ctx, `SELECT p.id::text FROM profiles p WHERE p.workspace_id = $1 AND p.merged_into IS NULL AND p.id > $2::uuid ORDER BY p.id LIMIT $3`,
 		workspaceID, after, limit)
 	if err != nil {
 		return "", Transitions{}, fmt.Errorf("list profiles: %w", err)
@@ -218,9 +218,10 @@ func (s *Store) apply(ctx context.Context, workspaceID string, ids []string, seg
 				continue // merged or erased meanwhile
 			}
 			t.Profiles++
+			env := Bind(d, now) // once for all segments: in_segment reads d.Segments as it changes
 			for _, c := range segs {
 				t.Evaluated++
-				in, err := c.rule.Evaluate(d, now)
+				in, err := c.rule.Run(env)
 				if err != nil {
 					in = false // e.g. comparing a trait the profile lacks
 				}
@@ -244,9 +245,11 @@ func (s *Store) apply(ctx context.Context, workspaceID string, ids []string, seg
 func (s *Store) exitAll(ctx context.Context, workspaceID string, ids []string, now time.Time) (Transitions, error) {
 	var t Transitions
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		// One index probe per profile (see loadData).
 		rows, err := tx.Query(ctx, `
-			SELECT segment_id::text, profile_id::text FROM segment_memberships
-			WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[]) AND exited_at IS NULL FOR UPDATE`, workspaceID, ids)
+			SELECT m.segment_id::text, x.pid::text FROM unnest($2::uuid[]) AS x(pid)
+			JOIN LATERAL (SELECT m.segment_id FROM segment_memberships m
+			              WHERE m.workspace_id = $1 AND m.profile_id = x.pid AND m.exited_at IS NULL OFFSET 0 FOR UPDATE) m ON true`, workspaceID, ids)
 		if err != nil {
 			return fmt.Errorf("load memberships: %w", err)
 		}
@@ -266,19 +269,33 @@ func (s *Store) exitAll(ctx context.Context, workspaceID string, ids []string, n
 	return t, err
 }
 
-// record writes transitions: membership rows, one segment event each, and
-// size deltas. The WHERE clauses make a repeated transition a no-op.
+// record writes transitions: membership rows, one segment event each (on
+// the timeline too, and queued for the segment's webhooks), and size
+// deltas. The WHERE clauses make a repeated transition a no-op.
 func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transition, now time.Time) (entered, exited int, err error) {
 	if len(changes) == 0 {
 		return 0, 0, nil
 	}
-	var inSeg, inProf, outSeg, outProf []string
+	var inSeg, inProf, outSeg, outProf, touched []string
 	for _, c := range changes {
 		if c.entered {
 			inSeg, inProf = append(inSeg, c.segmentID), append(inProf, c.profileID)
 		} else {
 			outSeg, outProf = append(outSeg, c.segmentID), append(outProf, c.profileID)
 		}
+		touched = append(touched, c.segmentID)
+	}
+	// The advisory lock is shared with other recorders, exclusive with a
+	// webhook being created (Webhooks.Create): a transition is queued for
+	// every webhook that exists when it commits. The segments' rows (their
+	// sizes change below) are locked in id order, so that two recorders
+	// entering and leaving the same segments the other way round wait for
+	// each other instead of deadlocking.
+	locks := &pgx.Batch{}
+	locks.Queue(`SELECT pg_advisory_xact_lock_shared($1, hashtext($2))`, webhookLockClass, workspaceID)
+	locks.Queue(`SELECT 1 FROM segments WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE`, workspaceID, touched)
+	if err := tx.SendBatch(ctx, locks).Close(); err != nil {
+		return 0, 0, fmt.Errorf("lock segment transitions: %w", err)
 	}
 	err = tx.QueryRow(ctx, `
 		WITH ins AS (
@@ -289,6 +306,7 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 			RETURNING segment_id, profile_id),
 		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'entered', $4 FROM ins RETURNING id, segment_id, profile_id),
 		tl AS (`+timelineInsert("Segment Entered")+`),
+		ob AS (`+outboxInsert(KindEntered)+`),
 		sz AS (UPDATE segments s SET size = s.size + x.n FROM (SELECT segment_id, count(*) n FROM ins GROUP BY segment_id) x
 		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
 		SELECT count(*) FROM ins`, workspaceID, inSeg, inProf, now).Scan(&entered)
@@ -297,12 +315,23 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 	}
 	err = tx.QueryRow(ctx, `
 		WITH outs AS (
+			-- Each row is found by its key (workspace, segment, profile), then
+			-- updated by its ctid alone: with any other condition here, or
+			-- with the pairs joined to the table, the planner may read every
+			-- membership of the workspace for each batch while a first
+			-- fill's statistics still describe an empty table. The caller
+			-- holds the profiles' locks, so no one updates these rows
+			-- between the lookup and the update.
 			UPDATE segment_memberships m SET exited_at = $4
-			FROM unnest($2::text[], $3::text[]) AS x(s, p)
-			WHERE m.workspace_id = $1 AND m.segment_id = x.s::uuid AND m.profile_id = x.p::uuid AND m.exited_at IS NULL
+			WHERE m.ctid = ANY (ARRAY(
+				SELECT k.ctid FROM unnest($2::text[], $3::text[]) AS x(s, p)
+				JOIN LATERAL (SELECT m2.ctid FROM segment_memberships m2
+				              WHERE m2.workspace_id = $1 AND m2.segment_id = x.s::uuid AND m2.profile_id = x.p::uuid AND m2.exited_at IS NULL
+				              OFFSET 0) k ON true))
 			RETURNING m.segment_id, m.profile_id),
 		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'exited', $4 FROM outs RETURNING id, segment_id, profile_id),
 		tl AS (`+timelineInsert("Segment Exited")+`),
+		ob AS (`+outboxInsert(KindExited)+`),
 		sz AS (UPDATE segments s SET size = s.size - x.n FROM (SELECT segment_id, count(*) n FROM outs GROUP BY segment_id) x
 		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
 		SELECT count(*) FROM outs`, workspaceID, outSeg, outProf, now).Scan(&exited)
@@ -321,6 +350,15 @@ func timelineInsert(name string) string {
 		       jsonb_build_object('segment', s.slug, 'segment_name', s.name), jsonb_build_object('type', 'track', 'event', '` + name + `', 'properties', jsonb_build_object('segment', s.slug))
 		FROM ev JOIN segments s ON s.workspace_id = $1 AND s.id = ev.segment_id
 		ON CONFLICT (workspace_id, message_id) DO NOTHING`
+}
+
+// outboxInsert queues transitions (the ev CTE) of kind for the segment's
+// webhooks that want that kind, in the transaction that records them; the
+// dispatcher posts them (segment_webhook_outbox).
+func outboxInsert(kind string) string {
+	return `INSERT INTO segment_webhook_outbox (workspace_id, webhook_id, event_id)
+		SELECT $1, w.id, ev.id FROM ev JOIN segment_webhooks w ON w.workspace_id = $1 AND w.segment_id = ev.segment_id
+		WHERE '` + kind + `' = ANY (w.kinds)`
 }
 
 // PreviewResult is what a rule would select now.
@@ -343,7 +381,7 @@ func (s *Store) Preview(ctx context.Context, workspaceID, src string, now time.T
 	after := "00000000-0000-0000-0000-000000000000"
 	const chunk = 2000
 	for {
-		rows, err := s.pool.Query(ctx, `SELECT id::text FROM profiles WHERE workspace_id = $1 AND merged_into IS NULL AND id > $2::uuid ORDER BY id LIMIT $3`,
+		rows, err := s.pool.Query(ctx, `SELECT p.id::text FROM profiles p WHERE p.workspace_id = $1 AND p.merged_into IS NULL AND p.id > $2::uuid ORDER BY p.id LIMIT $3`,
 			workspaceID, after, chunk)
 		if err != nil {
 			return res, fmt.Errorf("list profiles: %w", err)

@@ -9,6 +9,7 @@
 package segment
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -55,6 +56,20 @@ type Event struct {
 	Name       string
 	At         time.Time
 	Properties map[string]any
+	// raw holds the properties as stored when Properties was not decoded
+	// yet: most rules only count events, so loading does not decode them.
+	raw []byte
+}
+
+// props returns the event's properties, decoding them on first use.
+func (e *Event) props() map[string]any {
+	if e.Properties == nil && e.raw != nil {
+		if err := json.Unmarshal(e.raw, &e.Properties); err != nil {
+			e.Properties = map[string]any{} // stored as jsonb: cannot happen
+		}
+		e.raw = nil
+	}
+	return e.Properties
 }
 
 // Env is the typed environment of a segment rule. The functions are fields
@@ -339,7 +354,7 @@ func Bind(d *Data, now time.Time) Env {
 			for i := range d.Events {
 				e := &d.Events[i]
 				if e.Name == event && inWindow(e, from) {
-					if f, ok := number(e.Properties[property]); ok {
+					if f, ok := number(e.props()[property]); ok {
 						total += f
 					}
 				}
@@ -369,7 +384,7 @@ func Bind(d *Data, now time.Time) Env {
 			if last == nil {
 				return nil
 			}
-			return map[string]any{"properties": last.Properties, "timestamp": last.At, "days_ago": now.Sub(last.At).Hours() / 24}
+			return map[string]any{"properties": last.props(), "timestamp": last.At, "days_ago": now.Sub(last.At).Hours() / 24}
 		},
 		DaysSince: func(t any) float64 { return daysSince(t, now) },
 		InSegment: func(slug string) bool { return d.Segments[slug] },
@@ -377,7 +392,7 @@ func Bind(d *Data, now time.Time) Env {
 		Opened: func(template string) bool {
 			for i := range d.Events {
 				e := &d.Events[i]
-				if e.Name == emailOpened && !e.At.After(now) && e.Properties["template"] == template && e.Properties["machine_open"] != true {
+				if e.Name == emailOpened && !e.At.After(now) && e.props()["template"] == template && e.props()["machine_open"] != true {
 					return true
 				}
 			}
@@ -386,7 +401,7 @@ func Bind(d *Data, now time.Time) Env {
 		Clicked: func(template string) bool {
 			for i := range d.Events {
 				e := &d.Events[i]
-				if e.Name == emailClicked && !e.At.After(now) && e.Properties["template"] == template {
+				if e.Name == emailClicked && !e.At.After(now) && e.props()["template"] == template {
 					return true
 				}
 			}

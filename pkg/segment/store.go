@@ -306,9 +306,9 @@ func (s *Store) Members(ctx context.Context, workspaceID, segmentID, after strin
 		after = "00000000-0000-0000-0000-000000000000"
 	}
 	rows, err := s.pool.Query(ctx, `
-		SELECT profile_id::text, entered_at FROM segment_memberships
-		WHERE workspace_id = $1 AND segment_id = $2 AND exited_at IS NULL AND profile_id > $3::uuid
-		ORDER BY profile_id LIMIT $4`, workspaceID, segmentID, after, limit+1)
+		SELECT m.profile_id::text, m.entered_at FROM segment_memberships m
+		WHERE m.workspace_id = $1 AND m.segment_id = $2 AND m.exited_at IS NULL AND m.profile_id > $3::uuid
+		ORDER BY m.profile_id LIMIT $4`, workspaceID, segmentID, after, limit+1)
 	if err != nil {
 		return nil, "", fmt.Errorf("list members: %w", err)
 	}
@@ -361,17 +361,29 @@ type querier interface {
 // returns the live ones only.
 func loadData(ctx context.Context, q querier, workspaceID string, ids []string, names []string, maxWindow time.Duration, allTime bool, now time.Time) (map[string]*Data, error) {
 	out := map[string]*Data{}
-	rows, err := q.Query(ctx, `SELECT `+profile.Columns+` FROM profiles p WHERE p.workspace_id = $1 AND p.id = ANY($2::uuid[]) AND p.merged_into IS NULL`, workspaceID, ids)
+	// The columns rules read only (not trait_sources, say): a sweep loads
+	// every profile of the workspace.
+	rows, err := q.Query(ctx, `SELECT p.id::text, p.state, p.traits, p.computed, p.first_seen_at, p.last_seen_at FROM profiles p
+		WHERE p.workspace_id = $1 AND p.id = ANY($2::uuid[]) AND p.merged_into IS NULL`, workspaceID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load profiles: %w", err)
 	}
 	for rows.Next() {
-		p, err := profile.Scan(rows)
-		if err != nil {
+		var p profile.Profile
+		var traits, computed []byte
+		if err := rows.Scan(&p.ID, &p.State, &traits, &computed, &p.FirstSeenAt, &p.LastSeenAt); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("load profiles: %w", err)
 		}
-		out[p.ID] = &Data{Profile: profileData(p), Segments: map[string]bool{}, changedAt: map[string]time.Time{}}
+		if err := json.Unmarshal(traits, &p.Traits); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("decode traits of %s: %w", p.ID, err)
+		}
+		if err := json.Unmarshal(computed, &p.Computed); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("decode computed traits of %s: %w", p.ID, err)
+		}
+		out[p.ID] = &Data{Profile: profileData(&p), Segments: map[string]bool{}, changedAt: map[string]time.Time{}}
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -392,10 +404,17 @@ func loadData(ctx context.Context, q querier, workspaceID string, ids []string, 
 		}
 	}
 	rows.Close()
+	// One index probe per profile, whatever the statistics say: while a
+	// first recompute fills segment_memberships, its statistics describe an
+	// empty table, and the planner would rather read every membership of
+	// the workspace for each batch (OFFSET 0 keeps the lateral subquery from
+	// being flattened into that plan).
 	rows, err = q.Query(ctx, `
-		SELECT m.profile_id::text, s.slug, m.exited_at IS NULL, greatest(m.entered_at, coalesce(m.exited_at, m.entered_at))
-		FROM segment_memberships m JOIN segments s ON s.workspace_id = m.workspace_id AND s.id = m.segment_id
-		WHERE m.workspace_id = $1 AND m.profile_id = ANY($2::uuid[])`, workspaceID, ids)
+		SELECT x.pid::text, s.slug, m.exited_at IS NULL, greatest(m.entered_at, coalesce(m.exited_at, m.entered_at))
+		FROM unnest($2::uuid[]) AS x(pid)
+		JOIN LATERAL (SELECT m.segment_id, m.entered_at, m.exited_at FROM segment_memberships m
+		              WHERE m.workspace_id = $1 AND m.profile_id = x.pid OFFSET 0) m ON true
+		JOIN segments s ON s.workspace_id = $1 AND s.id = m.segment_id`, workspaceID, ids)
 	if err != nil {
 		return nil, fmt.Errorf("load memberships: %w", err)
 	}
@@ -436,9 +455,7 @@ func loadData(ctx context.Context, q querier, workspaceID string, ids []string, 
 			return nil, err
 		}
 		if d := out[pid]; d != nil {
-			if err := json.Unmarshal(props, &e.Properties); err != nil {
-				return nil, fmt.Errorf("decode event properties: %w", err)
-			}
+			e.raw = props
 			d.Events = append(d.Events, e)
 		}
 	}
