@@ -1,9 +1,11 @@
 package activities
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"go.temporal.io/sdk/temporal"
 
@@ -33,7 +35,7 @@ type SendMessageInput struct {
 	WorkspaceID  string
 	ProfileID    string
 	TemplateSlug string
-	Channel      string // email or webhook
+	Channel      string // email, sms or webhook
 	Class        string // marketing or transactional
 	JourneyID    string
 	NodeID       string
@@ -43,6 +45,15 @@ type SendMessageInput struct {
 	// EventID is the record that started the run (its id only): templates
 	// read it as `event`.
 	EventID int64
+	// OnPolicy is the send node's answer to a frequency cap or quiet hours
+	// (marketing only): "defer" (default) or "drop".
+	OnPolicy string
+	// Now is the workflow's time: quiet hours and caps are checked at the
+	// later of it and the wall clock.
+	Now time.Time
+	// Withdraw, when set, gives up a deferred send instead of sending: the
+	// run ended (Withdraw says how) while the message waited.
+	Withdraw string
 }
 
 // SendMessageResult is the delivery's outcome: sent, skipped (with the
@@ -52,17 +63,33 @@ type SendMessageResult struct {
 	Status            string
 	Reason            string
 	ProviderMessageID string
+	// DeferredUntil is set with Status "deferred": a delivery policy held
+	// the message back (Reason frequency_cap or quiet_hours); send again
+	// with the same business key at that time.
+	DeferredUntil time.Time
 }
+
+// StatusDeferred is SendMessage's status for a send a frequency cap or
+// quiet hours held back until DeferredUntil.
+const StatusDeferred = "deferred"
 
 // SendMessage sends one message through the delivery ledger: running it
 // again with the same business key never sends twice.
 func (a *Activities) SendMessage(ctx context.Context, in SendMessageInput) (SendMessageResult, error) {
+	if in.Withdraw != "" {
+		d, err := a.Ledger.Withdraw(ctx, in.WorkspaceID, in.BusinessKey, in.Withdraw)
+		return SendMessageResult{DeliveryID: d.ID, Status: d.Status, Reason: d.Reason, ProviderMessageID: d.ProviderMessageID}, err
+	}
 	d, err := a.Ledger.Send(ctx, channel.SendRequest{
 		BusinessKey: in.BusinessKey, WorkspaceID: in.WorkspaceID, ProfileID: in.ProfileID,
 		TemplateSlug: in.TemplateSlug, Channel: in.Channel, Class: in.Class, JourneyID: in.JourneyID, NodeID: in.NodeID, URL: in.URL, EventID: in.EventID,
+		OnPolicy: cmp.Or(in.OnPolicy, channel.PolicyDefer), Now: in.Now,
 	})
 	out := SendMessageResult{DeliveryID: d.ID, Status: d.Status, Reason: d.Reason, ProviderMessageID: d.ProviderMessageID}
 	if err == nil {
+		if d.Status == channel.StatusClaimed && d.DeferredUntil != nil {
+			out.Status, out.DeferredUntil = StatusDeferred, *d.DeferredUntil
+		}
 		return out, nil
 	}
 	var se *channel.SendError

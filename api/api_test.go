@@ -78,6 +78,13 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	return newEnvWith(t, nil)
+}
+
+// newEnvWith builds an env whose API dependencies adjust changes first
+// (nil changes nothing), e.g. to serve the dev mailbox.
+func newEnvWith(t *testing.T, adjust func(*api.Deps)) *env {
+	t.Helper()
 	ctx := context.Background()
 	pool := pgtest.NewPool(t)
 	ts := temporalServer(t)
@@ -95,7 +102,7 @@ func newEnv(t *testing.T) *env {
 	outbound := []string{"127.0.0.1"} // the fake SendGrid and webhook receivers
 	ledger := &channel.Ledger{
 		Pool: pool, Settings: channel.NewStore(pool, box), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
-		SendGrid: channel.NewSendGrid(outbound), Webhook: channel.NewWebhook(outbound),
+		SendGrid: channel.NewSendGrid(outbound), Webhook: channel.NewWebhook(outbound), Twilio: channel.NewTwilio(outbound),
 	}
 	ts.NewWorker(taskQueue, func(r sdkworker.Registry) {
 		worker.Register(r, &activities.Activities{Pool: pool, Segments: segments, Journeys: journeys, Ingest: ingest.NewStore(pool), Ledger: ledger})
@@ -105,7 +112,7 @@ func newEnv(t *testing.T) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := api.New(api.Deps{
+	deps := api.Deps{
 		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
 		GroupCommit: ingest.NewGroupCommitter(ctx, ingest.NewStore(pool)),
 		Validation:  validation.NewStore(pool, time.Second),
@@ -117,7 +124,11 @@ func newEnv(t *testing.T) *env {
 		Temporal:    ts.GetDefaultClient(), TaskQueue: taskQueue,
 		Namespace: ts.GetDefaultNamespace(), TemporalUIURL: "http://localhost:8233",
 		BodyLimit: "1M",
-	})
+	}
+	if adjust != nil {
+		adjust(&deps)
+	}
+	s := api.New(deps)
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(hs.Close)
 	ledger.PublicURL = hs.URL

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/mail"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -121,9 +122,12 @@ func (s *Server) getWebhookChannel(c echo.Context) error {
 
 // templateRequest is the body of POST and PATCH /v1/templates.
 type templateRequest struct {
-	Slug      string  `json:"slug"`
-	Name      *string `json:"name"`
-	Channel   string  `json:"channel"`
+	Slug    string  `json:"slug"`
+	Name    *string `json:"name"`
+	Channel string  `json:"channel"`
+	// Kind: message (default), partial or layout; Layout: a message's layout slug.
+	Kind      string  `json:"kind"`
+	Layout    *string `json:"layout"`
 	Subject   *string `json:"subject"`
 	Preheader *string `json:"preheader"`
 	HTML      *string `json:"html"`
@@ -134,7 +138,7 @@ func (r templateRequest) apply(t *template.Template) {
 	for _, f := range []struct {
 		src *string
 		dst *string
-	}{{r.Name, &t.Name}, {r.Subject, &t.Subject}, {r.Preheader, &t.Preheader}, {r.HTML, &t.HTML}, {r.Text, &t.Text}} {
+	}{{r.Name, &t.Name}, {r.Subject, &t.Subject}, {r.Preheader, &t.Preheader}, {r.HTML, &t.HTML}, {r.Text, &t.Text}, {r.Layout, &t.Layout}} {
 		if f.src != nil {
 			*f.dst = *f.src
 		}
@@ -154,7 +158,7 @@ func (s *Server) createTemplate(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
-	t := template.Template{Slug: req.Slug, Channel: req.Channel}
+	t := template.Template{Slug: req.Slug, Channel: req.Channel, Kind: req.Kind}
 	if t.Channel == "" {
 		t.Channel = channel.ChannelEmail
 	}
@@ -193,6 +197,9 @@ func (s *Server) updateTemplate(c echo.Context) error {
 		}
 		if req.Channel != "" {
 			t.Channel = req.Channel
+		}
+		if req.Kind != "" {
+			t.Kind = req.Kind
 		}
 		req.apply(t)
 	})
@@ -346,11 +353,13 @@ func (s *Server) putSubscription(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	sub, err := s.Channels.SetSubscription(ctx, ws, channel.Subscription{ProfileID: v.ID, Channel: c.Param("channel"), Purpose: req.Purpose, Status: req.Status, Source: "api"})
+	saved, changed, err := s.Channels.ChangeSubscriptions(ctx, ws, actorOf(c),
+		[]channel.Subscription{{ProfileID: v.ID, Channel: c.Param("channel"), Purpose: req.Purpose, Status: req.Status, Source: channel.SourceAPI}})
 	if err != nil {
 		return channelProblem(err)
 	}
-	return c.JSON(http.StatusOK, sub)
+	s.recordConsentEvents(ctx, ws, changed, changeID)
+	return c.JSON(http.StatusOK, saved[0])
 }
 
 // unsubscribeToken verifies the token of an unsubscribe link.
@@ -396,6 +405,13 @@ func (s *Server) unsubscribePost(c echo.Context) error {
 	}
 	if err := s.Channels.Unsubscribe(c.Request().Context(), t); err != nil {
 		return err
+	}
+	if t.ProfileID != "" {
+		// On the timeline once per link, however often it is clicked.
+		s.recordConsentEvents(c.Request().Context(), t.WorkspaceID, []channel.Subscription{{
+			ProfileID: t.ProfileID, Channel: t.Channel, Purpose: channel.Marketing, Status: channel.Unsubscribed,
+			Source: channel.SourceUnsubscribeLink, UpdatedAt: time.Now().UTC(),
+		}}, func(channel.Subscription) string { return "consent/unsubscribe/" + t.DeliveryID })
 	}
 	return c.HTML(http.StatusOK, strings.Replace(unsubscribePage, "%s", `<h1>You are unsubscribed</h1><p>You will not receive marketing emails from us any more.</p>`, 1))
 }

@@ -41,7 +41,8 @@ var consolePages = func() map[string]*template.Template {
 	}
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(web.FS, "layout.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login.html", "dashboard.html", "profiles.html", "profile.html", "segments.html", "segment.html", "journeys.html", "error.html"} {
+	for _, name := range []string{"login.html", "dashboard.html", "profiles.html", "profile.html", "segments.html", "segment.html", "journeys.html", "error.html",
+		"journey.html", "journey_new.html", "templates.html", "template.html", "mailbox.html", "mailbox_message.html"} {
 		pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(web.FS, name))
 	}
 	return pages
@@ -50,12 +51,15 @@ var consolePages = func() map[string]*template.Template {
 // view is what every console page gets; D is the page's own data.
 type view struct {
 	Title string
-	// Nav is the section to highlight: dashboard, profiles, segments, journeys.
+	// Nav is the section to highlight: dashboard, profiles, segments,
+	// journeys, templates, mailbox.
 	Nav           string
 	User          *user.User
 	CSRF          string
 	TemporalUIURL string
-	D             any
+	// DevMailbox shows the Mailbox page in the menu (parcours dev only).
+	DevMailbox bool
+	D          any
 }
 
 // render writes a console page.
@@ -63,6 +67,7 @@ func (s *Server) render(c echo.Context, status int, name string, v view) error {
 	if v.TemporalUIURL == "" {
 		v.TemporalUIURL = s.TemporalUIURL
 	}
+	v.DevMailbox = s.DevMailbox != nil
 	var buf bytes.Buffer
 	if err := consolePages[name].ExecuteTemplate(&buf, "layout.html", v); err != nil {
 		return err

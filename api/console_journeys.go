@@ -22,6 +22,8 @@ type journeyRow struct {
 	// RunsURL lists the journey's runs in the Temporal UI ("" without a UI).
 	RunsURL string
 	Runs    []runRow
+	// Entered counts the journey's runs; Running those in progress.
+	Entered, Running int
 }
 
 // runRow is one run of a journey.
@@ -53,6 +55,14 @@ func (s *Server) journeyRows(c echo.Context, workspaceID string, runs int) ([]jo
 		}
 		if j.PublishedVersion != nil {
 			row.Version = "version " + strconv.Itoa(*j.PublishedVersion)
+		}
+		st, err := s.Journeys.Stats(ctx, workspaceID, j.ID)
+		if err != nil {
+			return nil, err
+		}
+		row.Entered = st.Entered
+		for _, n := range st.AtNode {
+			row.Running += n
 		}
 		if runs > 0 {
 			rs, err := s.Journeys.Runs(ctx, workspaceID, j.ID, runs)
@@ -102,10 +112,16 @@ func (s *Server) journeyRunsURL(journeyID string) string {
 	return s.TemporalUIURL + "/namespaces/" + url.PathEscape(s.Namespace) + "/workflows?" + q.Encode()
 }
 
+type journeysData struct {
+	Journeys []journeyRow
+	CanEdit  bool
+}
+
 func (s *Server) journeysPage(c echo.Context, sess user.Session) error {
-	rows, err := s.journeyRows(c, sess.User.WorkspaceID, 10)
+	rows, err := s.journeyRows(c, sess.User.WorkspaceID, 0)
 	if err != nil {
 		return err
 	}
-	return s.render(c, http.StatusOK, "journeys.html", view{Title: "Journeys", Nav: "journeys", User: &sess.User, CSRF: sess.CSRF, D: rows})
+	return s.render(c, http.StatusOK, "journeys.html", view{Title: "Journeys", Nav: "journeys", User: &sess.User, CSRF: sess.CSRF,
+		D: journeysData{Journeys: rows, CanEdit: sess.User.Role.Allows(user.RoleMarketer)}})
 }

@@ -168,6 +168,8 @@ type statRow struct{ Label, Value string }
 type eventRow struct {
 	At                   time.Time
 	What, Source, Detail string
+	// Kind is "" for a record, journey or delivery for what Parcours did.
+	Kind string
 }
 
 type profileData struct {
@@ -181,6 +183,9 @@ type profileData struct {
 	TopEvents  []statRow
 	Events     []eventRow
 	MoreEvents bool
+	Journeys   []profileRunRow
+	Deliveries []deliveryRow
+	Consents   []consentRow
 }
 
 func (s *Server) profilePage(c echo.Context, sess user.Session) error {
@@ -256,6 +261,9 @@ func (s *Server) profilePage(c echo.Context, sess user.Session) error {
 	for _, ev := range evs {
 		d.Events = append(d.Events, eventRow{At: ev.Timestamp, What: eventTitle(ev), Source: ev.Source, Detail: eventDetail(ev)})
 	}
+	if err := s.profileActivity(ctx, ws, v.ID, &d); err != nil {
+		return err
+	}
 	return s.render(c, http.StatusOK, "profile.html", view{Title: d.Label, Nav: "profiles", User: &sess.User, CSRF: sess.CSRF, D: d})
 }
 
@@ -288,6 +296,11 @@ func eventDetail(ev profile.Event) string {
 	}
 	keys := make([]string, 0, len(m))
 	for k := range m {
+		// Events Parcours records (Email Delivered, ...) carry ids for
+		// machines; the page names the template and journey instead.
+		if ev.Source == "parcours" && strings.HasSuffix(k, "_id") {
+			continue
+		}
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)

@@ -397,40 +397,28 @@ func (s *Server) createFromScenario(c echo.Context) error {
 	if err != nil {
 		return problem(http.StatusNotFound, err.Error())
 	}
-	// Optional adjustments: a name, and durations by node id (a wait's
-	// duration, a wait_for_event's timeout), e.g. rescue after 2h, not 1h.
+	// Optional adjustments: a name, durations by node id (a wait's
+	// duration, a wait_for_event's timeout: rescue after 2h, not 1h), the
+	// trigger's event or segment, the template of each send node.
 	var req struct {
-		Name      string            `json:"name"`
-		Durations map[string]string `json:"durations"`
+		Name         string            `json:"name"`
+		Durations    map[string]string `json:"durations"`
+		TriggerEvent string            `json:"trigger_event"`
+		Segment      string            `json:"segment"`
+		Templates    map[string]string `json:"templates"`
 	}
 	if c.Request().ContentLength != 0 {
 		if err := decodeJSON(c, &req); err != nil {
 			return err
 		}
 	}
-	if req.Name != "" {
-		sc.Definition.Name = req.Name
-	}
-	var bad []FieldError
-	for id, d := range req.Durations {
-		found := false
-		for i := range sc.Definition.Nodes {
-			n := &sc.Definition.Nodes[i]
-			switch {
-			case n.ID != id:
-			case n.Type == journey.NodeWait && n.Until == "" && n.Date == "":
-				n.Duration, found = d, true
-			case n.Type == journey.NodeWaitForEvent:
-				n.Timeout, found = d, true
-			}
+	if bad := sc.Adjust(journey.Adjustments{Name: req.Name, Durations: req.Durations, TriggerEvent: req.TriggerEvent,
+		Segment: req.Segment, Templates: req.Templates}); len(bad) > 0 {
+		fields := make([]FieldError, len(bad))
+		for i, f := range bad {
+			fields[i] = FieldError{Field: f.Field, Reason: f.Reason}
 		}
-		if !found {
-			bad = append(bad, FieldError{Field: "durations." + id, Reason: "is not a wait or wait_for_event node of this scenario"})
-		}
-	}
-	if len(bad) > 0 {
-		slices.SortFunc(bad, func(a, b FieldError) int { return strings.Compare(a.Field, b.Field) })
-		return invalid("The scenario's adjustments are not valid.", bad...)
+		return invalid("The scenario's adjustments are not valid.", fields...)
 	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID
@@ -438,6 +426,16 @@ func (s *Server) createFromScenario(c echo.Context) error {
 	if err != nil {
 		return journeyProblem(err)
 	}
+	missing, err := s.scenarioMissing(ctx, ws, sc)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusCreated, map[string]any{"journey": j, "missing": missing})
+}
+
+// scenarioMissing lists the templates and segment a scenario uses that the
+// workspace does not have yet ("template welcome", "segment customers").
+func (s *Server) scenarioMissing(ctx context.Context, ws string, sc journey.Scenario) ([]string, error) {
 	missing := []string{}
 	if s.Templates != nil {
 		for _, slug := range sc.Templates {
@@ -450,7 +448,7 @@ func (s *Server) createFromScenario(c echo.Context) error {
 		found := false
 		segs, err := s.Segments.List(ctx, ws)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		for _, sg := range segs {
 			found = found || sg.Slug == sc.Segment
@@ -459,7 +457,7 @@ func (s *Server) createFromScenario(c echo.Context) error {
 			missing = append(missing, "segment "+sc.Segment)
 		}
 	}
-	return c.JSON(http.StatusCreated, map[string]any{"journey": j, "missing": missing})
+	return missing, nil
 }
 
 // reconcileMerges applies the merge rule to journey runs: when a profile is

@@ -48,6 +48,27 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/segments/:id", public, s.page(user.RoleViewer, s.segmentPage), false},
 		{http.MethodPost, "/segments/:id", public, s.page(user.RoleMarketer, s.updateSegmentForm), false},
 		{http.MethodGet, "/journeys", public, s.page(user.RoleViewer, s.journeysPage), false},
+		{http.MethodGet, "/journeys/new", public, s.page(user.RoleViewer, s.newJourneyPage), false},
+		{http.MethodPost, "/journeys/new", public, s.page(user.RoleMarketer, s.createJourneyForm), false},
+		{http.MethodGet, "/journeys/:id", public, s.page(user.RoleViewer, s.journeyPage), false},
+		{http.MethodPost, "/journeys/:id/publish", public, s.page(user.RoleMarketer, s.journeyAction("publish")), false},
+		{http.MethodPost, "/journeys/:id/pause", public, s.page(user.RoleMarketer, s.journeyAction("pause")), false},
+		{http.MethodPost, "/journeys/:id/resume", public, s.page(user.RoleMarketer, s.journeyAction("resume")), false},
+		{http.MethodGet, "/templates", public, s.page(user.RoleViewer, s.templatesPage), false},
+		{http.MethodGet, "/templates/new", public, s.page(user.RoleMarketer, s.newTemplatePage), false},
+		{http.MethodPost, "/templates/new", public, s.page(user.RoleMarketer, s.createTemplateForm), false},
+		{http.MethodGet, "/templates/:id", public, s.page(user.RoleViewer, s.templatePage), false},
+		{http.MethodPost, "/templates/:id", public, s.page(user.RoleMarketer, s.updateTemplateForm), false},
+		{http.MethodPost, "/templates/:id/preview", public, s.page(user.RoleViewer, s.previewTemplateForm), false},
+		{http.MethodPost, "/templates/:id/test-send", public, s.page(user.RoleMarketer, s.testSendForm), false},
+		// The dev mailbox (parcours dev only; 404 elsewhere): the emails the
+		// built-in fake SendGrid received.
+		{http.MethodGet, "/mailbox", public, s.page(user.RoleViewer, s.mailboxPage), false},
+		{http.MethodGet, "/mailbox/:id", public, s.page(user.RoleViewer, s.mailboxMessagePage), false},
+		{http.MethodPost, "/mailbox/:id/events", public, s.page(user.RoleMarketer, s.mailboxSimulate), false},
+		// The fake SendGrid itself: SendGrid's v3 mail/send wire format,
+		// authenticated by its own key (pkg/devmail). Dev only; 404 elsewhere.
+		{http.MethodPost, "/dev/sendgrid/v3/mail/send", public, s.devSendGrid, false},
 
 		// Ingestion: the Segment HTTP API, as-is. Write keys.
 		{http.MethodPost, "/v1/identify", workspace.ScopeWrite, s.ingestHandler(events.TypeIdentify), true},
@@ -83,6 +104,12 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/segments/:id/members", workspace.ScopeAdmin, s.segmentMembers, false},
 		{http.MethodGet, "/v1/segments/:id/sizes", workspace.ScopeAdmin, s.segmentSizes, false},
 		{http.MethodGet, "/v1/segments/:id/export", workspace.ScopeAdmin, s.exportSegment, false},
+		// Outbound webhooks: entries and exits posted, signed, to other tools.
+		{http.MethodPost, "/v1/segments/:id/webhooks", workspace.ScopeAdmin, s.createSegmentWebhook, false},
+		{http.MethodGet, "/v1/segments/:id/webhooks", workspace.ScopeAdmin, s.listSegmentWebhooks, false},
+		{http.MethodGet, "/v1/segments/:id/webhooks/:webhookId", workspace.ScopeAdmin, s.getSegmentWebhook, false},
+		{http.MethodDelete, "/v1/segments/:id/webhooks/:webhookId", workspace.ScopeAdmin, s.deleteSegmentWebhook, false},
+		{http.MethodPost, "/v1/segments/:id/webhooks/:webhookId/retry", workspace.ScopeAdmin, s.retrySegmentWebhook, false},
 
 		// Journeys: definitions, versions, runs as Temporal workflows.
 		{http.MethodGet, "/v1/journeys", workspace.ScopeAdmin, s.listJourneys, false},
@@ -120,6 +147,8 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/v1/channels/email", workspace.ScopeAdmin, s.getEmailChannel, false},
 		{http.MethodPut, "/v1/channels/webhook", workspace.ScopeAdmin, s.putWebhookChannel, false},
 		{http.MethodGet, "/v1/channels/webhook", workspace.ScopeAdmin, s.getWebhookChannel, false},
+		{http.MethodPut, "/v1/channels/sms", workspace.ScopeAdmin, s.putSMSChannel, false},
+		{http.MethodGet, "/v1/channels/sms", workspace.ScopeAdmin, s.getSMSChannel, false},
 		{http.MethodGet, "/v1/templates", workspace.ScopeAdmin, s.listTemplates, false},
 		{http.MethodPost, "/v1/templates", workspace.ScopeAdmin, s.createTemplate, false},
 		{http.MethodGet, "/v1/templates/:id", workspace.ScopeAdmin, s.getTemplate, false},
@@ -129,12 +158,32 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/v1/templates/:id/test-send", workspace.ScopeAdmin, s.testSend, false},
 		{http.MethodGet, "/v1/deliveries", workspace.ScopeAdmin, s.listDeliveries, false},
 		{http.MethodPut, "/v1/profiles/:id/subscriptions/:channel", workspace.ScopeAdmin, s.putSubscription, false},
+		// Consent: every subscription with its history; suppressed addresses;
+		// the workspace's frequency caps and quiet hours.
+		{http.MethodGet, "/v1/profiles/:id/subscriptions", workspace.ScopeAdmin, s.profileSubscriptions, false},
+		{http.MethodGet, "/v1/suppressions", workspace.ScopeAdmin, s.listSuppressions, false},
+		{http.MethodPost, "/v1/suppressions", workspace.ScopeAdmin, s.createSuppression, false},
+		{http.MethodDelete, "/v1/suppressions/:id", workspace.ScopeAdmin, s.deleteSuppression, false},
+		{http.MethodGet, "/v1/policies/delivery", workspace.ScopeAdmin, s.getDeliveryPolicy, false},
+		{http.MethodPut, "/v1/policies/delivery", workspace.ScopeAdmin, s.putDeliveryPolicy, false},
+		// The hosted preference page of a message's link: public, authenticated by its signed token.
+		{http.MethodGet, "/v1/preferences", public, s.preferencesGet, false},
+		{http.MethodPost, "/v1/preferences", public, s.preferencesPost, false},
 		// Unsubscribe links in emails: public, authenticated by their signed token.
 		{http.MethodGet, "/v1/unsubscribe", public, s.unsubscribePageGet, false},
 		{http.MethodPost, "/v1/unsubscribe", public, s.unsubscribePost, false},
 		// SendGrid's Event Webhook: public, authenticated by its ECDSA signature
 		// with the workspace's verification key.
 		{http.MethodPost, "/v1/webhooks/sendgrid/:workspace", public, s.sendgridEvents, false},
+		// Twilio's status callbacks: public, authenticated by X-Twilio-Signature
+		// with the workspace's auth token.
+		{http.MethodPost, "/v1/webhooks/twilio/:workspace", public, s.twilioStatus, false},
+
+		// Broadcasts: one template to a segment's members, now, at a time or on a cron, sent in batches.
+		{http.MethodPost, "/v1/broadcasts", workspace.ScopeAdmin, s.createBroadcast, false},
+		{http.MethodGet, "/v1/broadcasts", workspace.ScopeAdmin, s.listBroadcasts, false},
+		{http.MethodGet, "/v1/broadcasts/:id", workspace.ScopeAdmin, s.getBroadcast, false},
+		{http.MethodPost, "/v1/broadcasts/:id/cancel", workspace.ScopeAdmin, s.cancelBroadcast, false},
 
 		// Bulk import: CSV / NDJSON exports of a CRM, a store, a call centre.
 		{http.MethodPost, "/v1/imports", workspace.ScopeAdmin, s.createImport, false},

@@ -11,7 +11,6 @@ import (
 	"github.com/sendgrid/sendgrid-go/helpers/eventwebhook"
 
 	"github.com/parcours/parcours/pkg/channel"
-	"github.com/parcours/parcours/pkg/ingest"
 )
 
 // sendgridEventsResponse says what a batch did (SendGrid reads the status only).
@@ -72,30 +71,11 @@ func (s *Server) sendgridEvents(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	internal := make([]ingest.InternalEvent, len(res.ProfileEvents))
-	for i, pe := range res.ProfileEvents {
-		internal[i] = ingest.InternalEvent{ProfileID: pe.ProfileID, Message: pe.Message}
-	}
-	recorded, err := s.Ingest.IngestInternal(ctx, ws, internal)
+	accepted, err := s.recordDeliveryProfileEvents(ctx, ws, res.ProfileEvents)
 	if err != nil {
 		return err
 	}
-	// Segments and journeys see the new profile events, as after ingestion.
-	// The events are committed; should this fail, the scheduled sweep
-	// catches up, so it is logged, not returned.
-	if s.Segments != nil {
-		moves, err := s.Segments.Refresh(ctx, ws, recorded.Changes, time.Now().UTC())
-		if err != nil {
-			s.logger.ErrorContext(ctx, "real-time segment update after delivery events failed", "err", err)
-		}
-		if err := s.triggerSegmentJourneys(ctx, ws, moves.Moves); err != nil {
-			s.logger.ErrorContext(ctx, "segment-triggered journeys after delivery events failed", "err", err)
-		}
-	}
-	if err := s.triggerJourneys(ctx, ws, recorded.Stored); err != nil {
-		s.logger.ErrorContext(ctx, "journey trigger after delivery events failed", "err", err)
-	}
 	return c.JSON(http.StatusOK, sendgridEventsResponse{
-		Received: res.Received, Stored: res.Stored, Duplicates: res.Duplicates, Ignored: res.Ignored, ProfileEvents: recorded.Accepted,
+		Received: res.Received, Stored: res.Stored, Duplicates: res.Duplicates, Ignored: res.Ignored, ProfileEvents: accepted,
 	})
 }

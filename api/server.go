@@ -20,6 +20,7 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/parcours/parcours/pkg/channel"
+	"github.com/parcours/parcours/pkg/devmail"
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/profile"
@@ -63,6 +64,9 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// Version is reported by /healthz.
 	Version string
+	// DevMailbox, in `parcours dev` only, is the fake SendGrid served at
+	// /dev/sendgrid and shown on the console's Mailbox page.
+	DevMailbox *devmail.Mailbox
 }
 
 // Server is the HTTP API.

@@ -49,6 +49,21 @@ type Sizes struct {
 	LookupProfiles int
 	LookupRate     float64
 	LookupDuration time.Duration
+	// JourneyEventRate is B4's steady /v1/track rate (one record in 20
+	// starts a journey run), run for LookupDuration.
+	JourneyEventRate float64
+	// RecomputeProfiles is the size of the workspace whose ten segments
+	// are recomputed (B6); its figure is extrapolated to 1M profiles when
+	// smaller. Full runs 200k: generating and recomputing 1M twice takes
+	// more than the 15 minutes of `make bench` on 2 cores.
+	RecomputeProfiles int
+	// BroadcastRecipients is the audience of the broadcast (B7), and
+	// BroadcastLatency how long the fake SendGrid takes to answer each
+	// request; BroadcastSample recipients are sent one by one for the
+	// baseline.
+	BroadcastRecipients int
+	BroadcastLatency    time.Duration
+	BroadcastSample     int
 }
 
 // Full are the sizes of `make bench`: about four minutes on 2 cores.
@@ -56,7 +71,10 @@ var Full = Sizes{
 	Name: "full", Warmup: 2 * time.Second, Duration: 15 * time.Second, MaxUnits: 2_000_000,
 	Clients: 32, BatchClients: 8, BatchSize: 100, Users: 10_000,
 	CopyChunk: 10_000, WorkflowClients: 16,
-	LookupProfiles: 10_000, LookupRate: 1000, LookupDuration: 15 * time.Second,
+	LookupProfiles: 10_000, LookupRate: 1000, LookupDuration: 15 * time.Second, JourneyEventRate: 1000,
+	RecomputeProfiles: 200_000,
+
+	BroadcastRecipients: 100_000, BroadcastLatency: 100 * time.Millisecond, BroadcastSample: 500,
 }
 
 // Quick are the sizes of `make bench-quick`: seconds, to check the harness,
@@ -65,20 +83,19 @@ var Quick = Sizes{
 	Name: "quick", Warmup: 200 * time.Millisecond, Duration: time.Second, MaxUnits: 100_000,
 	Clients: 8, BatchClients: 2, BatchSize: 100, Users: 500,
 	CopyChunk: 1_000, WorkflowClients: 4,
-	LookupProfiles: 500, LookupRate: 200, LookupDuration: time.Second,
+	LookupProfiles: 500, LookupRate: 200, LookupDuration: time.Second, JourneyEventRate: 50,
+	RecomputeProfiles: 2_000,
+
+	BroadcastRecipients: 1_500, BroadcastLatency: 100 * time.Millisecond, BroadcastSample: 20,
 }
 
 // IDs are the benchmarks Run can measure today.
-var IDs = []string{"B0", "B2", "B3", "B8"}
+var IDs = []string{"B0", "B2", "B3", "B4", "B5", "B6", "B7", "B8"}
 
 // pending are the benchmarks of issue 8 this harness does not measure yet,
 // with why. Move one to IDs when its workload is written here.
 var pending = []Pending{
 	{"B1", "segment rule evaluation", "a micro benchmark exists (`go test -bench Evaluate ./pkg/segment`), not wired into this report"},
-	{"B4", "event → matching journey run latency", "journeys run (event triggers, SignalWithStart); the workload is not written yet"},
-	{"B5", "journeys started per second", "journeys run; the workload is not written yet"},
-	{"B6", "recompute 10 segments over 1M profiles", "workload not written yet"},
-	{"B7", "broadcast to 100k recipients", "broadcast is not built yet"},
 }
 
 // Config says what to run and where.
@@ -211,6 +228,31 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		noopLatency = step("B8 Echo no-op at a steady rate", func() (Result, error) { return benchEchoNoopLatency(ctx, s) })
 		lookup = step("B8 profile lookup", func() (Result, error) { return benchLookup(ctx, s, a) })
 	}
+	var b4, b5 measured
+	if want("B0", "B5") && !want("B0") {
+		wf = step("B0 bare workflow", func() (Result, error) { return benchBareWorkflow(ctx, s) })
+	}
+	if want("B5") {
+		b5 = step("B5 journeys started and run", func() (Result, error) { return benchJourneyStarts(ctx, s, db.url, a, log) })
+	}
+	if want("B4") {
+		b4 = step("B4 event to journey run", func() (Result, error) { return benchEventToJourney(ctx, s, db.url, a, log) })
+	}
+	var b7 broadcastOutcome
+	if want("B7") {
+		b7 = measureBroadcast(ctx, s, db.url, a, log, func(name string, fn func() (Result, error)) (Result, error) {
+			m := step(name, fn)
+			return m.res, m.err
+		})
+	}
+	// B6 last: it writes the most (a large workspace, then its memberships).
+	var recompute recomputeOutcome
+	if want("B6") {
+		recompute = measureRecompute(ctx, s, a, log, func(name string, fn func() (Result, error)) (Result, error) {
+			m := step(name, fn)
+			return m.res, m.err
+		})
+	}
 
 	rate := func(m measured, unit string) *Figure {
 		if m.err != nil {
@@ -253,6 +295,30 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Parcours: rate(track, "events/s"), Baseline: rate(insertN, "rows/s"),
 			Target: Target{MinRatio: 2, Text: "≥ 2× (group commit)"}, Err: firstErr(track, insertN)})
 	}
+	if want("B4") {
+		pct := func(p float64, label string) *Figure {
+			if b4.err != nil {
+				return nil
+			}
+			return &Figure{Value: ms(b4.res.Percentile(p)), Unit: "ms " + label, Note: fmt.Sprintf("%d runs", b4.res.Ops)}
+		}
+		workload := fmt.Sprintf("/v1/track at %s records/s (open loop), 1 in 20 a Cart Updated starting a run; from the record's due time to its run at its first node", formatNumber(s.JourneyEventRate))
+		rep.Rows = append(rep.Rows,
+			Row{ID: "B4", Workload: workload + " (median)", Parcours: pct(0.5, "p50"), Target: Target{MaxValue: 100, Text: "p50 ≤ 100 ms"}, Err: b4.err},
+			Row{ID: "B4", Workload: workload + " (tail)", Parcours: pct(0.99, "p99"), Target: Target{MaxValue: 1000, Text: "p99 ≤ 1 s"}, Err: b4.err})
+	}
+	if want("B5") {
+		rep.Rows = append(rep.Rows, Row{ID: "B5",
+			Workload: fmt.Sprintf("journeys entered through the API by %d clients and run to their end (email to the fake SendGrid, 1 s wait, wait for an event with a 1 s timeout); vs bare workflow (B0)", s.WorkflowClients),
+			Parcours: rate(b5, "runs/s"), Baseline: rate(wf, "workflows/s"),
+			Target: Target{MinRatio: 0.8, Text: "≥ 0.80× (80% of bare)"}, Err: firstErr(b5, wf)})
+	}
+	if want("B6") {
+		rep.Rows = append(rep.Rows, recompute.rows()...)
+	}
+	if want("B7") {
+		rep.Rows = append(rep.Rows, b7.rows()...)
+	}
 	if want("B8") {
 		p99 := func(m measured) *Figure {
 			if m.err != nil {
@@ -268,6 +334,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			Target: Target{MaxValue: 10, Text: "p99 ≤ 10 ms"}, Err: firstErr(lookup, noopLatency)})
 	}
 	rep.Notes = notes(s, want)
+	if want("B7") {
+		rep.Notes = append(rep.Notes, b7.note())
+	}
+	if want("B6") {
+		rep.Notes = append(rep.Notes, recompute.note())
+	}
 	rep.Machine.LoadEnd = loadAverage()
 	return rep, nil
 }
@@ -287,6 +359,17 @@ func notes(s Sizes, want func(...string) bool) []string {
 			"**B2** posts generated Segment batches (1 identify in 10 with an email, 2 pages, 7 tracks; userId and anonymousId on each; "+formatNumber(float64(s.Users))+" people) to the real API with a write key (the workspace has no validation rule and no segment), and checks every answer accepted all records, then counts them in `events`. "+
 				"The naive baseline parses the same bodies the same way and stores each record in its own transaction with `INSERT ... ON CONFLICT (workspace_id, message_id) DO NOTHING` into a copy of `events` (same keys and indexes), through the API's connection pool, no identity resolution, no profile. "+
 				"Alone: `go run ./bench/cmd/parcours-bench -only B2` (runs the CopyFrom baseline too).")
+	}
+	if want("B4") {
+		out = append(out,
+			"**B4** runs the API with Temporal (in-process server, the production worker registration, real activities) and a published journey started by `Cart Updated` with the cart id as correlation key; "+
+				"it posts /v1/track at "+formatNumber(s.JourneyEventRate)+" records/s whether or not earlier requests finished, one record in 20 a new cart, the others `Product Viewed` records no journey listens to. "+
+				"Each cart's latency runs from when its record was due to when a watcher polling `journey_runs` every 5 ms sees the run at its first node (the workflow started and ran its first activities). Alone: `go run ./bench/cmd/parcours-bench -only B4`.")
+	}
+	if want("B5") {
+		out = append(out,
+			"**B5** enters profiles into a published journey (send to the fake SendGrid, a 1 s wait, a wait for an event with a 1 s timeout) through `POST /v1/journeys/{id}/entries` from "+fmt.Sprint(s.WorkflowClients)+" clients for the measured duration, waits for every run to end and checks one email per run; "+
+				"the rate is the runs over the time from the first entry to the last run's end, less the 2 s each run spends in its timers. The baseline is B0's bare workflow, started and awaited by as many clients. Alone: `go run ./bench/cmd/parcours-bench -only B5`.")
 	}
 	if want("B3") {
 		out = append(out,

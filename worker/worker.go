@@ -33,6 +33,7 @@ func RegisterWorkflows(r sdkworker.WorkflowRegistry) {
 	r.RegisterWorkflowWithOptions(workflows.Ping, workflow.RegisterOptions{Name: workflows.PingWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.SegmentRecompute, workflow.RegisterOptions{Name: workflows.SegmentRecomputeWorkflow})
 	r.RegisterWorkflowWithOptions(workflows.Journey, workflow.RegisterOptions{Name: workflows.JourneyWorkflow})
+	r.RegisterWorkflowWithOptions(workflows.Broadcast, workflow.RegisterOptions{Name: workflows.BroadcastWorkflow})
 }
 
 // New returns a worker polling taskQueue with everything registered. Start it

@@ -39,6 +39,9 @@ const (
 	// changeContinueAsNew: a waiting run that received many records
 	// continues as new, carrying its place and what it had seen.
 	changeContinueAsNew = "continue-as-new"
+	// changeSendPolicy: a send a frequency cap or quiet hours deferred
+	// waits until the time the ledger gave, then sends again.
+	changeSendPolicy = "send-policy"
 )
 
 // JourneyRunID builds a run's workflow id from its business key. key is the
@@ -383,12 +386,33 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		msg := activities.SendMessageInput{
 			BusinessKey: key,
 			WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, TemplateSlug: n.Template, Channel: n.Channel,
-			Class: "marketing", JourneyID: r.in.JourneyID, NodeID: n.ID, EventID: r.in.TriggerEventID,
+			Class: n.MessageClass(), JourneyID: r.in.JourneyID, NodeID: n.ID, EventID: r.in.TriggerEventID,
+			OnPolicy: n.PolicyAction(), Now: workflow.Now(ctx),
 		}
 		if n.Type == journey.NodeWebhook {
 			msg.Channel, msg.TemplateSlug, msg.URL = "webhook", "", n.URL
 		}
 		err := workflow.ExecuteActivity(send, a.SendMessage, msg).Get(ctx, &out)
+		// A frequency cap or quiet hours deferred the message: wait until
+		// the time the ledger gave (exits and the goal still apply), then
+		// send again with the same business key. Added while runs were in
+		// flight; only a deferred answer, which no older history holds,
+		// reaches the version check.
+		for err == nil && out.Status == activities.StatusDeferred &&
+			workflow.GetVersion(ctx, changeSendPolicy, workflow.DefaultVersion, 1) == 1 {
+			r.wait(ctx, max(out.DeferredUntil.Sub(workflow.Now(ctx)), time.Second), "")
+			if r.carry != nil {
+				return "", errContinueAsNew // the continuation sends again
+			}
+			msg.Now = workflow.Now(ctx)
+			if r.ended != "" {
+				// The run ended while the message waited: withdraw it.
+				msg.Withdraw = r.ended
+				err = workflow.ExecuteActivity(send, a.SendMessage, msg).Get(ctx, &out)
+				return "", err
+			}
+			err = workflow.ExecuteActivity(send, a.SendMessage, msg).Get(ctx, &out)
+		}
 		if err == nil && out.Status == "sent" && n.Type == journey.NodeSend {
 			r.lastSendKey, r.lastSendAt = key, n.ID
 		}

@@ -151,6 +151,12 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	if cfg.PublicURL == "" {
 		cfg.PublicURL = localURL(cfg.HTTPAddr)
 	}
+	// The dev mailbox catches email (dev_mailbox.go); its host must be
+	// reachable by the ledgers built next.
+	mailbox, err := newDevMailbox(&cfg, logger)
+	if err != nil {
+		return err
+	}
 	ledger, err := newLedger(cfg, pool, logger)
 	if err != nil {
 		return err
@@ -163,7 +169,14 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 		return fmt.Errorf("start worker: %w", err)
 	}
 	defer w.Stop() // drains in-flight tasks; runs before Temporal stops
-	apiSrv, err := startAPI(cfg, pool, tc, uiURL, logger)
+	// Segment webhooks are posted from the worker side; stopped before it.
+	stopHooks := startSegmentWebhooks(ctx, cfg, pool, ledger, logger)
+	defer stopHooks()
+	apiSrv, err := startAPI(cfg, pool, tc, uiURL, logger, withDevMailbox(mailbox))
+	if err != nil {
+		return err
+	}
+	mailboxURL, err := configureDevMailbox(ctx, mailbox, ledger.Settings, ws.ID, apiSrv, logger)
 	if err != nil {
 		return err
 	}
@@ -171,7 +184,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	printBanner(stdout, banner{
 		APIURL: apiSrv.URL(), UIURL: uiURL, TemporalAddr: temporalAddr, DatabaseURL: redactURL(pg.URL),
 		Workspace: ws, NewKeys: keys, CredentialsPath: credPath,
-		ConsoleEmail: firstAdminEmail, ConsolePassword: adminPassword,
+		ConsoleEmail: firstAdminEmail, ConsolePassword: adminPassword, MailboxURL: mailboxURL,
 	})
 
 	select {
@@ -231,6 +244,8 @@ type banner struct {
 	CredentialsPath                          string
 	// ConsolePassword is set when the first admin was just created.
 	ConsoleEmail, ConsolePassword string
+	// MailboxURL is the dev mailbox's page, when email goes there.
+	MailboxURL string
 }
 
 func printBanner(w io.Writer, b banner) {
@@ -239,6 +254,9 @@ func printBanner(w io.Writer, b banner) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "  API\t%s\n", b.APIURL)
 	fmt.Fprintf(tw, "  Console\t%s/\n", b.APIURL)
+	if b.MailboxURL != "" {
+		fmt.Fprintf(tw, "  Dev mailbox\t%s (emails are caught here, not sent)\n", b.MailboxURL)
+	}
 	fmt.Fprintf(tw, "  API reference\t%s/openapi.json\n", b.APIURL)
 	if b.UIURL != "" {
 		fmt.Fprintf(tw, "  Temporal UI\t%s\n", b.UIURL)

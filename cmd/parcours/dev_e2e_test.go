@@ -82,6 +82,15 @@ func TestDevRunsTheWholePlatform(t *testing.T) {
 	waitListed(t, tc, wsID, wfID)
 	tc.Close()
 
+	// Segment entries reach a webhook, posted by the dispatcher of the worker side.
+	checkSegmentWebhook(t, apiURL, admin, creds["PARCOURS_WRITE_KEY"])
+
+	// Email goes to the dev mailbox, shown in the console (dev_mailbox_e2e_test.go).
+	if !strings.Contains(banner, "Dev mailbox") {
+		t.Errorf("banner lacks the dev mailbox:\n%s", banner)
+	}
+	checkDevMailbox(t, apiURL, admin, creds)
+
 	// Ctrl-C stops everything cleanly.
 	first.interrupt(t)
 
@@ -117,7 +126,8 @@ func startDev(t *testing.T, bin, dataDir, dbURL string, httpPort, temporalPort, 
 		"--temporal-port", fmt.Sprint(temporalPort),
 		"--ui-port", fmt.Sprint(uiPort),
 		"--data-dir", dataDir)
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS=", "LOG_LEVEL=warn")
+	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "TEMPORAL_ADDRESS=", "LOG_LEVEL=warn",
+		"PARCOURS_OUTBOUND_ALLOW=127.0.0.1") // the test's webhook receiver
 	p := &devProcess{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, exited: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = p.stdout, p.stderr
 	if err := cmd.Start(); err != nil {

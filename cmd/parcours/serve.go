@@ -41,7 +41,8 @@ type apiServer struct {
 
 // startAPI listens on cfg.HTTPAddr (failing at once if it is taken) and
 // serves the API in the background.
-func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL string, logger *slog.Logger) (*apiServer, error) {
+// opts adjust the API's dependencies (the dev mailbox in `parcours dev`).
+func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL string, logger *slog.Logger, opts ...func(*api.Deps)) (*apiServer, error) {
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s (PARCOURS_HTTP_ADDR): %w", cfg.HTTPAddr, err)
@@ -50,7 +51,7 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 	if err != nil {
 		return nil, err
 	}
-	a := api.New(api.Deps{
+	deps := api.Deps{
 		Pool:           pool,
 		Workspaces:     workspace.NewStore(pool),
 		Ingest:         ingest.NewStore(pool),
@@ -70,7 +71,11 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Version:        version,
-	})
+	}
+	for _, o := range opts {
+		o(&deps)
+	}
+	a := api.New(deps)
 	s := &apiServer{
 		api: a,
 		srv: &http.Server{
@@ -169,9 +174,11 @@ func runWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 		return fmt.Errorf("start worker: %w", err)
 	}
 	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace)
+	stopHooks := startSegmentWebhooks(ctx, cfg, pool, ledger, logger)
 	<-ctx.Done()
 	logger.Info("draining worker")
 	w.Stop()
+	stopHooks()
 	return nil
 }
 
@@ -197,6 +204,7 @@ func newLedger(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (*cha
 		Profiles:  profile.NewStore(pool),
 		SendGrid:  channel.NewSendGrid(cfg.OutboundAllow),
 		Webhook:   channel.NewWebhook(cfg.OutboundAllow),
+		Twilio:    channel.NewTwilio(cfg.OutboundAllow),
 		PublicURL: cfg.PublicURL,
 		Logger:    logger,
 	}, nil

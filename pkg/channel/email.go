@@ -28,9 +28,11 @@ type Result struct {
 // recorded on the delivery and not retried; the others are retried, after
 // RetryAfter when the provider said how long to wait.
 type SendError struct {
-	Permanent  bool
-	Status     int // HTTP status; 0 for a network error
-	Reason     string
+	Permanent bool
+	Status    int // HTTP status; 0 for a network error
+	Reason    string
+	// Code is the provider's error code when it gave one (Twilio's 21211).
+	Code       string
 	RetryAfter time.Duration
 	// NotSent is true when the provider certainly did not accept the
 	// message (an answer was read, or the connection never opened). A

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"html"
 	"log/slog"
-	"net/url"
 	"strings"
 	"time"
 
@@ -37,7 +36,7 @@ type SendRequest struct {
 	WorkspaceID  string
 	ProfileID    string
 	TemplateSlug string
-	Channel      string // email or webhook
+	Channel      string // email, sms or webhook
 	Class        string // marketing or transactional
 	JourneyID    string
 	NodeID       string
@@ -51,6 +50,15 @@ type SendRequest struct {
 	// (signed with the workspace's webhook secret) instead of rendering a
 	// template for the webhook channel.
 	URL string
+	// OnPolicy is what a marketing send to a profile does when the
+	// workspace's frequency caps or quiet hours hold it back (policy.go):
+	// PolicyDefer leaves the delivery claimed with DeferredUntil set, for
+	// the caller to send again then; anything else records it skipped
+	// with the reason (frequency_cap, quiet_hours).
+	OnPolicy string
+	// Now is the caller's clock (a workflow's time) for the policy check;
+	// the later of it and the wall clock is used. Zero: the wall clock.
+	Now time.Time
 }
 
 // Delivery is one row of the ledger.
@@ -78,6 +86,14 @@ type Delivery struct {
 	DroppedAt       *time.Time `json:"dropped_at,omitempty"`
 	SpamReportedAt  *time.Time `json:"spam_reported_at,omitempty"`
 	UnsubscribedAt  *time.Time `json:"unsubscribed_at,omitempty"`
+	// DeferredUntil is when a send held back by a delivery policy (Reason
+	// frequency_cap or quiet_hours) is tried again; set while claimed.
+	DeferredUntil *time.Time `json:"deferred_until,omitempty"`
+	// Segments is the number of parts an SMS took (what Twilio bills).
+	Segments int `json:"segments,omitempty"`
+	// ErrorCode is the provider's code of a refusal or failed delivery
+	// (Twilio's 21211, 30003, ...).
+	ErrorCode string `json:"error_code,omitempty"`
 }
 
 // Ledger sends messages at most once per business key (see docs/delivery.md
@@ -89,6 +105,8 @@ type Ledger struct {
 	Profiles  *profile.Store
 	SendGrid  *SendGrid
 	Webhook   *Webhook
+	// Twilio sends SMS; nil refuses sms sends (permanent failure).
+	Twilio *Twilio
 	// PublicURL is the API's public base URL, for unsubscribe links.
 	PublicURL string
 	Logger    *slog.Logger
@@ -96,13 +114,15 @@ type Ledger struct {
 
 const deliveryCols = `id::text, business_key, coalesce(template_id::text, ''), coalesce(profile_id::text, ''), channel, status, reason,
 	provider_message_id, attempts, class, coalesce(journey_id, ''), coalesce(node_id, ''), created_at, sent_at,
-	delivered_at, opened_at, machine_opened_at, clicked_at, bounced_at, dropped_at, spam_reported_at, unsubscribed_at`
+	delivered_at, opened_at, machine_opened_at, clicked_at, bounced_at, dropped_at, spam_reported_at, unsubscribed_at, deferred_until,
+	coalesce(segments, 0), coalesce(error_code, '')`
 
 func scanDelivery(row pgx.Row) (Delivery, error) {
 	var d Delivery
 	err := row.Scan(&d.ID, &d.BusinessKey, &d.TemplateID, &d.ProfileID, &d.Channel, &d.Status, &d.Reason,
 		&d.ProviderMessageID, &d.Attempts, &d.Class, &d.JourneyID, &d.NodeID, &d.CreatedAt, &d.SentAt,
-		&d.DeliveredAt, &d.OpenedAt, &d.MachineOpenedAt, &d.ClickedAt, &d.BouncedAt, &d.DroppedAt, &d.SpamReportedAt, &d.UnsubscribedAt)
+		&d.DeliveredAt, &d.OpenedAt, &d.MachineOpenedAt, &d.ClickedAt, &d.BouncedAt, &d.DroppedAt, &d.SpamReportedAt, &d.UnsubscribedAt,
+		&d.DeferredUntil, &d.Segments, &d.ErrorCode)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return d, ErrNotFound
 	}
@@ -120,8 +140,8 @@ func (r SendRequest) validate() error {
 	switch {
 	case r.BusinessKey == "" || len(r.BusinessKey) > 500:
 		return &FieldError{"business_key", "must be 1-500 characters"}
-	case r.Channel != ChannelEmail && r.Channel != ChannelWebhook:
-		return &FieldError{"channel", "must be email or webhook"}
+	case r.Channel != ChannelEmail && r.Channel != ChannelWebhook && r.Channel != ChannelSMS:
+		return &FieldError{"channel", "must be email, sms or webhook"}
 	case r.Class != Marketing && r.Class != Transactional:
 		return &FieldError{"class", "must be marketing or transactional"}
 	case r.TemplateSlug == "" && r.URL == "":
@@ -161,16 +181,11 @@ func (l *Ledger) Send(ctx context.Context, req SendRequest) (Delivery, error) {
 		}
 		return d, err
 	}
-	// Compare-and-set: only the attempt that owns the claim calls the provider.
-	tag, err := l.Pool.Exec(ctx, `
-		UPDATE deliveries SET in_flight = true, address_hash = $4, template_id = $5, updated_at = now()
-		WHERE workspace_id = $1 AND id = $2 AND attempts = $3 AND status = 'claimed' AND NOT in_flight`,
-		req.WorkspaceID, d.ID, d.Attempts, AddressHash(addr), nullIfEmpty(d.TemplateID))
-	if err != nil {
-		return d, fmt.Errorf("mark delivery %s in flight: %w", d.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return d, &SendError{NotSent: true, Reason: "another attempt took over this delivery"}
+	// The delivery policy (frequency caps, quiet hours), then a
+	// compare-and-set: only the attempt that owns the claim calls the provider.
+	d, held, err := l.admit(ctx, req, d, addr)
+	if err != nil || held {
+		return d, err
 	}
 	res, sendErr := msg(ctx)
 	if sendErr == nil {
@@ -251,7 +266,7 @@ func (l *Ledger) claim(ctx context.Context, req SendRequest) (Delivery, bool, er
 
 func (l *Ledger) finish(ctx context.Context, workspaceID string, d Delivery, status, reason, providerID string) (Delivery, error) {
 	out, err := scanDelivery(l.Pool.QueryRow(ctx, `
-		UPDATE deliveries SET status = $3, reason = $4, provider_message_id = $5, in_flight = false, updated_at = now(),
+		UPDATE deliveries SET status = $3, reason = $4, provider_message_id = $5, in_flight = false, deferred_until = NULL, updated_at = now(),
 		sent_at = CASE WHEN $3 = 'sent' THEN now() END, template_id = coalesce($6::uuid, template_id)
 		WHERE workspace_id = $1 AND id = $2 RETURNING `+deliveryCols,
 		workspaceID, d.ID, status, reason, providerID, nullIfEmpty(d.TemplateID)))
@@ -289,7 +304,8 @@ func (l *Ledger) prepare(ctx context.Context, req SendRequest, d *Delivery) (fun
 	if tpl.Channel != req.Channel {
 		return nil, "", permanent("template %q is for %s, not %s", tpl.Slug, tpl.Channel, req.Channel)
 	}
-	data := template.Data{Journey: map[string]any{}}
+	lk := l.linksFor(req, d.ID)
+	data := template.Data{Journey: map[string]any{}, UnsubscribeURL: lk.unsubscribe, PreferencesURL: lk.preferences}
 	if req.JourneyID != "" {
 		data.Journey = map[string]any{"id": req.JourneyID, "node": req.NodeID}
 	}
@@ -318,6 +334,11 @@ func (l *Ledger) prepare(ctx context.Context, req SendRequest, d *Delivery) (fun
 			return nil, "", &skipError{"the profile has no email address"}
 		}
 	}
+	if req.Channel == ChannelSMS {
+		if addr, err = smsAddress(view); err != nil {
+			return nil, "", err
+		}
+	}
 	if view != nil {
 		var status string
 		err := l.Pool.QueryRow(ctx, `SELECT status FROM subscriptions WHERE workspace_id = $1 AND profile_id = $2 AND channel = $3 AND purpose = $4`,
@@ -344,7 +365,10 @@ func (l *Ledger) prepare(ctx context.Context, req SendRequest, d *Delivery) (fun
 			return nil, "", &skipError{"address suppressed (" + reason + ")"}
 		}
 	}
-	compiled, err := tpl.Compile()
+	if tpl.Kind != "" && tpl.Kind != template.KindMessage {
+		return nil, "", permanent("template %q is a %s, not a message: send a message that renders it", tpl.Slug, tpl.Kind)
+	}
+	compiled, err := l.Templates.Compile(ctx, req.WorkspaceID, tpl)
 	if err != nil {
 		return nil, "", permanent("template %q does not compile: %v", tpl.Slug, err)
 	}
@@ -370,13 +394,12 @@ func (l *Ledger) prepare(ctx context.Context, req SendRequest, d *Delivery) (fun
 		if req.JourneyID != "" {
 			m.CustomArgs["parcours_journey_id"] = req.JourneyID
 		}
-		if l.PublicURL != "" && l.Settings.box != nil {
-			tok := l.Settings.box.SignUnsubscribe(UnsubscribeToken{WorkspaceID: req.WorkspaceID, ProfileID: req.ProfileID, DeliveryID: d.ID, Channel: ChannelEmail})
-			m.UnsubscribeURL = strings.TrimRight(l.PublicURL, "/") + "/v1/unsubscribe?token=" + url.QueryEscape(tok)
-		}
+		m.UnsubscribeURL = lk.unsubscribe
 		return func(ctx context.Context) (Result, error) {
 			return l.SendGrid.Send(ctx, key, settings.BaseURL, m)
 		}, addr, nil
+	case ChannelSMS:
+		return l.prepareSMS(ctx, req, d, addr, out)
 	default: // webhook
 		settings, secret, err := l.Settings.webhookWithSecret(ctx, req.WorkspaceID)
 		if errors.Is(err, ErrNotConfigured) {
@@ -451,7 +474,7 @@ func (l *Ledger) Preview(ctx context.Context, workspaceID string, tpl template.T
 			return template.Output{}, err
 		}
 	}
-	c, err := tpl.Compile()
+	c, err := l.Templates.Compile(ctx, workspaceID, tpl)
 	if err != nil {
 		return template.Output{}, err
 	}

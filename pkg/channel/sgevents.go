@@ -429,7 +429,7 @@ func applyDeliveryEvent(ctx context.Context, tx pgx.Tx, workspaceID string, e sg
 		}
 	}
 	if reason != "" && hash != nil {
-		if _, err := tx.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason) VALUES ($1, 'email', $2, $3) ON CONFLICT DO NOTHING`,
+		if _, err := tx.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason, source) VALUES ($1, 'email', $2, $3, 'sendgrid') ON CONFLICT DO NOTHING`,
 			workspaceID, hash, reason); err != nil {
 			return fmt.Errorf("suppress address after %s: %w", e.event, err)
 		}

@@ -293,15 +293,15 @@ type Subscription struct {
 	Purpose   string    `json:"purpose"`
 	Status    string    `json:"status"`
 	Source    string    `json:"source"`
-	UpdatedAt time.Time `json:"updated_at"`
+	UpdatedAt time.Time `json:"updated_at,omitzero"` // absent for the default (no record)
 }
 
 // SetSubscription records consent. source says who changed it (api,
 // unsubscribe link, ...).
 func (s *Store) SetSubscription(ctx context.Context, workspaceID string, sub Subscription) (Subscription, error) {
 	switch {
-	case sub.Channel != ChannelEmail && sub.Channel != ChannelWebhook:
-		return sub, &FieldError{"channel", "must be email or webhook"}
+	case sub.Channel != ChannelEmail && sub.Channel != ChannelWebhook && sub.Channel != ChannelSMS:
+		return sub, &FieldError{"channel", "must be email, sms or webhook"}
 	case sub.Purpose != Marketing && sub.Purpose != Transactional:
 		return sub, &FieldError{"purpose", "must be marketing or transactional"}
 	case sub.Status != "subscribed" && sub.Status != "unsubscribed":
@@ -318,10 +318,13 @@ func (s *Store) SetSubscription(ctx context.Context, workspaceID string, sub Sub
 	return sub, nil
 }
 
-// Suppress records that an address must not be sent to.
+// Suppress records that an address must not be sent to. Its source, for
+// the consent log, follows from the reason: an unsubscribe link, or an SMS
+// recipient's STOP reported by Twilio.
 func (s *Store) Suppress(ctx context.Context, workspaceID, channel string, addressHash []byte, reason string) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		workspaceID, channel, addressHash, reason)
+	source := map[string]string{"unsubscribe": SourceUnsubscribeLink, "opt_out": "twilio"}[reason]
+	_, err := s.pool.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason, source) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`,
+		workspaceID, channel, addressHash, reason, source)
 	if err != nil {
 		return fmt.Errorf("suppress address: %w", err)
 	}

@@ -106,7 +106,13 @@ func (s *Store) Erase(ctx context.Context, workspaceID, profileID, keyID string)
 		// Consent rows go; delivery rows stay for the campaign figures, no
 		// longer linked to the person (they hold no address, only its hash).
 		batch.Queue(`DELETE FROM subscriptions WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
+		// The consent audit log keeps what happened, no longer whose it was.
+		batch.Queue(`UPDATE consent_log SET profile_id = NULL WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
 		batch.Queue(`UPDATE deliveries SET profile_id = NULL WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
+		// Broadcast audiences keep the count, not the person; a batch not
+		// sent yet skips them.
+		batch.Queue(`UPDATE broadcast_recipients SET profile_id = NULL WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
+		batch.Queue(`DELETE FROM broadcast_addresses WHERE workspace_id = $1 AND profile_id = ANY($2::uuid[])`, workspaceID, family)
 		batch.Queue(`DELETE FROM profiles WHERE workspace_id = $1 AND id = ANY($2::uuid[])`, workspaceID, family)
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return fmt.Errorf("delete profile: %w", err)

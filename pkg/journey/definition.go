@@ -90,6 +90,13 @@ type Node struct {
 	// send
 	Channel  string `json:"channel,omitempty"`
 	Template string `json:"template,omitempty"`
+	// Class is marketing (default) or transactional (receipts, password
+	// resets: not held back by marketing opt-outs, caps or quiet hours).
+	Class string `json:"class,omitempty"`
+	// OnPolicy is what a send (or webhook) held back by the workspace's
+	// frequency caps or quiet hours does: defer (default: wait until
+	// allowed, then send) or drop (record it skipped with the reason).
+	OnPolicy string `json:"on_policy,omitempty"`
 
 	// wait: Duration, or Until a time of day ("09:00") in the profile's time zone on Weekdays,
 	// or until the profile's Date trait (e.g. "traits.renewal_at") shifted by Offset ("-3d",
@@ -122,6 +129,35 @@ type Node struct {
 
 	// webhook: a signed JSON POST of the profile to URL (once per run and node).
 	URL string `json:"url,omitempty"`
+}
+
+// Message classes of a send node.
+const (
+	ClassMarketing     = "marketing"
+	ClassTransactional = "transactional"
+)
+
+// What a send held back by a delivery policy does.
+const (
+	PolicyDefer = "defer"
+	PolicyDrop  = "drop"
+)
+
+// MessageClass is the send's class: marketing unless it says transactional.
+func (n *Node) MessageClass() string {
+	if n.Class == ClassTransactional {
+		return ClassTransactional
+	}
+	return ClassMarketing
+}
+
+// PolicyAction is what the send does when a delivery policy holds it back:
+// defer unless it says drop.
+func (n *Node) PolicyAction() string {
+	if n.OnPolicy == PolicyDrop {
+		return PolicyDrop
+	}
+	return PolicyDefer
 }
 
 // Branch is one way of a branch node.
@@ -264,6 +300,11 @@ func Validate(d Definition) error {
 			add(field, "%v", err)
 		}
 	}
+	policy := func(node, v string) {
+		if v != "" && v != PolicyDefer && v != PolicyDrop {
+			add(node+".on_policy", "must be defer (wait until the frequency cap or quiet hours allow it) or drop")
+		}
+	}
 	eventRule := func(src string) error { _, err := CompileEventRule(src); return err }
 	profileRule := func(src string) error { _, err := segment.Compile(src); return err }
 	duration := func(field, s string, required bool) {
@@ -349,6 +390,10 @@ func Validate(d Definition) error {
 			if n.Template == "" {
 				add(f+".template", "a send needs a template slug")
 			}
+			if n.Class != "" && n.Class != ClassMarketing && n.Class != ClassTransactional {
+				add(f+".class", "must be marketing or transactional")
+			}
+			policy(f, n.OnPolicy)
 			ref(f+".next", n.Next, true)
 		case NodeWait:
 			switch {
@@ -422,6 +467,7 @@ func Validate(d Definition) error {
 			if u, err := url.Parse(n.URL); n.URL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 				add(f+".url", "must be an http(s) URL without credentials, e.g. https://crm.example.com/hooks/parcours")
 			}
+			policy(f, n.OnPolicy)
 			ref(f+".next", n.Next, true)
 		case NodeExit:
 			if n.Next != "" {

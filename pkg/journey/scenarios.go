@@ -16,8 +16,11 @@ var scenarioFS embed.FS
 
 // Scenario is a ready-made journey and what it needs to run.
 type Scenario struct {
-	Name       string     `json:"name"`
-	Definition Definition `json:"definition"`
+	Name string `json:"name"`
+	// Title and Description tell a marketer what the scenario does.
+	Title       string     `json:"title"`
+	Description string     `json:"description"`
+	Definition  Definition `json:"definition"`
 	// Templates the send nodes use, and the segment a segment trigger reads:
 	// create them before publishing.
 	Templates []string `json:"templates"`
@@ -48,7 +51,7 @@ func LoadScenario(name string) (Scenario, error) {
 	if err != nil {
 		return Scenario{}, err
 	}
-	s := Scenario{Name: name, Definition: d, Segment: d.Trigger.Segment}
+	s := Scenario{Name: name, Title: scenarioTexts[name].Title, Description: scenarioTexts[name].Description, Definition: d, Segment: d.Trigger.Segment}
 	for _, n := range d.Nodes {
 		if n.Type == NodeSend && !slices.Contains(s.Templates, n.Template) {
 			s.Templates = append(s.Templates, n.Template)

@@ -112,7 +112,9 @@ var measures = []measure{
 	{func(c *Counts, v float64) { c.Entered += int(v) }, `
 		SELECT p.step, (entered_at AT TIME ZONE $5)::date, count(*) FROM journey_runs, unnest(path) AS p(step)
 		WHERE workspace_id = $1 AND journey_id = $4::uuid AND entered_at >= $2 AND entered_at < $3 GROUP BY 1, 2`, true},
-	{func(c *Counts, v float64) { c.Sent += int(v) }, deliveryMeasure("sent_at", "status = 'sent'"), false},
+	// Handed to the provider: an SMS that Twilio later reports undelivered
+	// is failed but was sent (sent_at stays).
+	{func(c *Counts, v float64) { c.Sent += int(v) }, deliveryMeasure("sent_at", "sent_at IS NOT NULL"), false},
 	{func(c *Counts, v float64) { c.Delivered += int(v) }, deliveryMeasure("delivered_at", "true"), false},
 	{func(c *Counts, v float64) { c.Opened += int(v) }, deliveryMeasure("opened_at", "true"), false},
 	{func(c *Counts, v float64) { c.MachineOpened += int(v) }, deliveryMeasure("machine_opened_at", "true"), false},

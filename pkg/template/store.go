@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -27,14 +29,20 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
 
 // Channels a template can be written for.
-var Channels = []string{"email", "webhook"}
+var Channels = []string{"email", "sms", "webhook"}
 
 // Template is a saved template.
 type Template struct {
-	ID        string    `json:"id"`
-	Slug      string    `json:"slug"`
-	Name      string    `json:"name"`
-	Channel   string    `json:"channel"`
+	ID      string `json:"id"`
+	Slug    string `json:"slug"`
+	Name    string `json:"name"`
+	Channel string `json:"channel"`
+	// Kind is message (sent by journeys and broadcasts), partial (a block
+	// messages render with {% render 'slug' %}) or layout (a frame whose
+	// {{ content }} receives a message's body).
+	Kind string `json:"kind"`
+	// Layout is the slug of the layout a message is framed in ("" for none).
+	Layout    string    `json:"layout,omitempty"`
 	Subject   string    `json:"subject"`
 	Preheader string    `json:"preheader"`
 	HTML      string    `json:"html"`
@@ -62,6 +70,13 @@ func (t Template) Validate(ctx context.Context) error {
 	if t.Name == "" || len(t.Name) > 200 {
 		return &FieldError{"name", "must be 1-200 characters"}
 	}
+	if err := t.validateKind(); err != nil {
+		return err
+	}
+	if t.Kind == KindPartial || t.Kind == KindLayout {
+		_, err := Check(ctx, stripPartials(t.Source()))
+		return err
+	}
 	switch t.Channel {
 	case "email":
 		if t.Subject == "" {
@@ -70,13 +85,38 @@ func (t Template) Validate(ctx context.Context) error {
 		if t.HTML == "" && t.Text == "" {
 			return &FieldError{"html", "an email needs an html or a text body"}
 		}
+	case "sms":
+		switch {
+		case strings.TrimSpace(t.Text) == "":
+			return &FieldError{"text", "is required for an SMS: the message body"}
+		case t.HTML != "":
+			return &FieldError{"html", "an SMS has no HTML: write the body in text"}
+		case t.Subject != "" || t.Preheader != "":
+			return &FieldError{"subject", "an SMS has no subject or preheader: write the body in text"}
+		}
 	case "webhook":
 	default:
-		return &FieldError{"channel", "must be email or webhook"}
+		return &FieldError{"channel", "must be email, sms or webhook"}
 	}
-	_, err := Check(ctx, t.Source())
-	return err
+	// Partials are checked once rendered in (Store.checkParts); here the
+	// rest of the source must parse.
+	c, err := Check(ctx, stripPartials(t.Source()))
+	if err != nil || t.Channel != "sms" {
+		return err
+	}
+	// What the body says whatever the profile: already too long to send?
+	out, err := c.Render(ctx, Data{})
+	if err != nil {
+		return err
+	}
+	if n := utf8.RuneCountInString(out.Text); n > MaxSMSChars {
+		return &FieldError{"text", fmt.Sprintf("renders %d characters before any profile data; an SMS takes at most %d", n, MaxSMSChars)}
+	}
+	return nil
 }
+
+// MaxSMSChars is the longest SMS body Twilio accepts, in characters.
+const MaxSMSChars = 1600
 
 // Store keeps templates.
 type Store struct {
@@ -86,11 +126,11 @@ type Store struct {
 // NewStore returns a Store over pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-const cols = `id::text, slug, name, channel, subject, preheader, html, text, created_at, updated_at`
+const cols = `id::text, slug, name, channel, kind, layout, subject, preheader, html, text, created_at, updated_at`
 
 func scan(row pgx.Row) (Template, error) {
 	var t Template
-	err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Channel, &t.Subject, &t.Preheader, &t.HTML, &t.Text, &t.CreatedAt, &t.UpdatedAt)
+	err := row.Scan(&t.ID, &t.Slug, &t.Name, &t.Channel, &t.Kind, &t.Layout, &t.Subject, &t.Preheader, &t.HTML, &t.Text, &t.CreatedAt, &t.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, ErrNotFound
 	}
@@ -99,13 +139,19 @@ func scan(row pgx.Row) (Template, error) {
 
 // Create validates and saves a template.
 func (s *Store) Create(ctx context.Context, workspaceID string, t Template) (Template, error) {
+	if t.Kind == "" {
+		t.Kind = KindMessage
+	}
 	if err := t.Validate(ctx); err != nil {
 		return Template{}, err
 	}
+	if err := s.checkParts(ctx, s.pool, workspaceID, t); err != nil {
+		return Template{}, err
+	}
 	out, err := scan(s.pool.QueryRow(ctx, `
-		INSERT INTO templates (workspace_id, slug, name, channel, subject, preheader, html, text)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING `+cols,
-		workspaceID, t.Slug, t.Name, t.Channel, t.Subject, t.Preheader, t.HTML, t.Text))
+		INSERT INTO templates (workspace_id, slug, name, channel, kind, layout, subject, preheader, html, text)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING `+cols,
+		workspaceID, t.Slug, t.Name, t.Channel, t.Kind, t.Layout, t.Subject, t.Preheader, t.HTML, t.Text))
 	if err != nil {
 		return Template{}, translate("create template "+t.Slug, err)
 	}
@@ -121,7 +167,7 @@ func (s *Store) Update(ctx context.Context, workspaceID, id string, change func(
 		if err != nil {
 			return err
 		}
-		slug, channel := t.Slug, t.Channel
+		slug, channel, kind := t.Slug, t.Channel, t.Kind
 		change(&t)
 		if t.Slug != slug {
 			return &FieldError{"slug", "cannot change; create a new template"}
@@ -129,13 +175,19 @@ func (s *Store) Update(ctx context.Context, workspaceID, id string, change func(
 		if t.Channel != channel {
 			return &FieldError{"channel", "cannot change; create a new template"}
 		}
+		if t.Kind != kind {
+			return &FieldError{"kind", "cannot change; create a new template"}
+		}
 		if err := t.Validate(ctx); err != nil {
 			return err
 		}
+		if err := s.checkParts(ctx, tx, workspaceID, t); err != nil {
+			return err
+		}
 		out, err = scan(tx.QueryRow(ctx, `
-			UPDATE templates SET name = $3, subject = $4, preheader = $5, html = $6, text = $7, updated_at = now()
+			UPDATE templates SET name = $3, subject = $4, preheader = $5, html = $6, text = $7, layout = $8, updated_at = now()
 			WHERE workspace_id = $1 AND id = $2 RETURNING `+cols,
-			workspaceID, id, t.Name, t.Subject, t.Preheader, t.HTML, t.Text))
+			workspaceID, id, t.Name, t.Subject, t.Preheader, t.HTML, t.Text, t.Layout))
 		return err
 	})
 	if err != nil {

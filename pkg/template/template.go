@@ -82,6 +82,12 @@ type Data struct {
 	Profile map[string]any
 	Event   map[string]any
 	Journey map[string]any
+	// UnsubscribeURL and PreferencesURL are the message's signed links
+	// (one-click unsubscribe, the hosted preference page), read as
+	// {{ unsubscribe_url }} and {{ preferences_url }}; "" when the
+	// server has no public URL or secret key.
+	UnsubscribeURL string
+	PreferencesURL string
 }
 
 // Compiled is a template ready to render; safe for concurrent use.
@@ -292,7 +298,8 @@ func bindings(d Data) map[string]any {
 		}
 		return m
 	}
-	return map[string]any{"profile": orEmpty(d.Profile), "event": orEmpty(d.Event), "journey": orEmpty(d.Journey)}
+	return map[string]any{"profile": orEmpty(d.Profile), "event": orEmpty(d.Event), "journey": orEmpty(d.Journey),
+		"unsubscribe_url": d.UnsubscribeURL, "preferences_url": d.PreferencesURL}
 }
 
 // escapeValues returns a copy of v with every string, and every map key,

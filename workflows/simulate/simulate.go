@@ -516,7 +516,7 @@ func (s *sim) render(ctx context.Context, in activities.SendMessageInput) Messag
 			m.Skipped = "the profile has no phone number"
 		}
 	}
-	c, err := tpl.Compile()
+	c, err := s.deps.Templates.Compile(ctx, s.in.WorkspaceID, tpl)
 	if err != nil {
 		m.Skipped = fmt.Sprintf("template %q does not compile: %v", tpl.Slug, err)
 		return m

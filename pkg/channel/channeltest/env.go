@@ -48,6 +48,7 @@ func NewEnv(t testing.TB) *Env {
 	l := &channel.Ledger{
 		Pool: pool, Settings: channel.NewStore(pool, box), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
 		SendGrid: channel.NewSendGrid(allow), Webhook: channel.NewWebhook(allow), PublicURL: "https://parcours.example.com",
+		Twilio: channel.NewTwilio(allow),
 	}
 	if _, err := l.Settings.PutEmail(ctx, ws.ID, APIKey, "news@shop.example", "The Shop", fake.URL); err != nil {
 		t.Fatal(err)
