@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 
@@ -130,4 +131,18 @@ func describeBindError(err error) string {
 		return "The body is not valid JSON: " + s
 	}
 	return s
+}
+
+// readRawBody reads a request body exactly as sent (signed webhooks verify
+// it byte for byte), answering 413 past the body limit.
+func readRawBody(c echo.Context) ([]byte, error) {
+	body, err := io.ReadAll(c.Request().Body)
+	if err != nil {
+		var maxErr *http.MaxBytesError
+		if errors.As(err, &maxErr) {
+			return nil, problem(http.StatusRequestEntityTooLarge, "The request body is larger than this server accepts (PARCOURS_BODY_LIMIT).")
+		}
+		return nil, problem(http.StatusBadRequest, "The body could not be read: "+err.Error())
+	}
+	return body, nil
 }

@@ -3,7 +3,6 @@ package api
 import (
 	"crypto/ecdsa"
 	"errors"
-	"io"
 	"net/http"
 	"time"
 
@@ -37,13 +36,9 @@ func (s *Server) sendgridEvents(c echo.Context) error {
 	ws := c.Param("workspace")
 	sig := c.Request().Header.Get(eventwebhook.VerificationHTTPHeader)
 	ts := c.Request().Header.Get(eventwebhook.TimestampHTTPHeader)
-	body, err := io.ReadAll(c.Request().Body)
+	body, err := readRawBody(c)
 	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return problem(http.StatusRequestEntityTooLarge, "The request body is larger than this server accepts (PARCOURS_BODY_LIMIT).")
-		}
-		return problem(http.StatusBadRequest, "The body could not be read: "+err.Error())
+		return err
 	}
 	var key *ecdsa.PublicKey
 	if sig != "" && ts != "" && isUUID(ws) {

@@ -3,7 +3,6 @@ package api
 import (
 	"context"
 	"errors"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -99,13 +98,9 @@ func (s *Server) twilioStatus(c echo.Context) error {
 	ctx := c.Request().Context()
 	ws := c.Param("workspace")
 	sig := c.Request().Header.Get(channel.TwilioSignatureHeader)
-	body, err := io.ReadAll(c.Request().Body)
+	body, err := readRawBody(c)
 	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return problem(http.StatusRequestEntityTooLarge, "The request body is larger than this server accepts (PARCOURS_BODY_LIMIT).")
-		}
-		return problem(http.StatusBadRequest, "The body could not be read: "+err.Error())
+		return err
 	}
 	refuse := func(reason string) error {
 		p := unauthorized("The post is not a signed Twilio status callback for this workspace; nothing was stored.")
