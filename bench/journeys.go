@@ -146,21 +146,20 @@ const b5Journey = `{"name": "B5", "trigger": {"type": "api"}, "entry": {"re_entr
     {"id": "reply", "type": "wait_for_event", "event": "Replied", "timeout": "1s", "on_event": "end", "on_timeout": "end"},
     {"id": "end", "type": "exit"}]}`
 
-// b5Floor is the time every B5 run spends in timers, whatever the load.
-const b5Floor = 2 * time.Second
-
 // benchJourneyStarts measures journeys started and run to their end per
-// second (B5): WorkflowClients clients enter profiles into B5's journey
-// through POST /v1/journeys/{id}/entries for the run's duration; the rate
-// is the runs entered over the time from the first entry to the last run's
-// end, less the 2 s every run spends in its timers.
+// second (B5), closed loop like the bare-workflow baseline: JourneyClients
+// clients each enter a profile through POST /v1/journeys/{id}/entries, wait
+// for that run to end (its workflow result, from Temporal), and start
+// again, for the measured duration. Every run spends 2 s in its timers, so
+// the clients are many (a run waiting costs a client nothing else); the
+// rate is runs ended per second, and every run must have sent its email.
 func benchJourneyStarts(ctx context.Context, s Sizes, databaseURL string, a *parcoursAPI, log *slog.Logger) (Result, error) {
 	r, err := startJourneyRig(ctx, databaseURL, a, "bench-b5", log)
 	if err != nil {
 		return Result{}, err
 	}
 	defer r.close()
-	hc := newHTTPClient(s.WorkflowClients)
+	hc := newHTTPClient(s.JourneyClients)
 	defer hc.CloseIdleConnections()
 	id, err := r.publish(ctx, hc, b5Journey)
 	if err != nil {
@@ -174,38 +173,27 @@ func benchJourneyStarts(ctx context.Context, s Sizes, databaseURL string, a *par
 	if err != nil {
 		return Result{}, err
 	}
-	start := time.Now()
-	res := Closed(ctx, s.WorkflowClients, s.Duration, max(s.MaxUnits, 1), func(ctx context.Context, seq int64) (int, error) {
+	hdr := r.tenant.adminHeader.Clone()
+	hdr.Set("Content-Type", "application/json")
+	op := func(ctx context.Context, seq int64) (int, error) {
 		body := []byte(`{"profile_id":"` + profiles[int(seq)%len(profiles)] + `"}`)
-		hdr := r.tenant.adminHeader.Clone()
-		hdr.Set("Content-Type", "application/json")
-		_, err := do(ctx, hc, http.MethodPost, r.url+"/v1/journeys/"+id+"/entries", body, hdr, http.StatusAccepted)
-		return 1, err
-	})
-	if err := res.check("B5 journey entries"); err != nil {
+		raw, err := do(ctx, hc, http.MethodPost, r.url+"/v1/journeys/"+id+"/entries", body, hdr, http.StatusAccepted)
+		if err != nil {
+			return 0, err
+		}
+		// The run's end: its workflow result.
+		if err := r.c.GetWorkflow(ctx, jsonField(raw, "workflow_id"), "").Get(ctx, nil); err != nil {
+			return 0, fmt.Errorf("journey run: %w", err)
+		}
+		return 1, nil
+	}
+	res := throughput(ctx, s, s.JourneyClients, 1, op)
+	if err := res.check("B5 journeys"); err != nil {
 		return res, err
 	}
-	// Every run must end, with its email sent: then the clock stops.
-	deadline := time.Now().Add(s.Duration + 2*time.Minute)
-	var ended int64
-	var last time.Time
-	for {
-		if err := a.pool.QueryRow(ctx, `SELECT count(*), coalesce(max(ended_at), now()) FROM journey_runs WHERE workspace_id = $1 AND journey_id = $2 AND ended_at IS NOT NULL`,
-			r.tenant.id, id).Scan(&ended, &last); err != nil {
-			return res, err
-		}
-		if ended >= res.Units {
-			break
-		}
-		if time.Now().After(deadline) {
-			return res, fmt.Errorf("B5: %d of %d runs ended after %s", ended, res.Units, time.Since(start).Round(time.Second))
-		}
-		time.Sleep(200 * time.Millisecond)
+	if sent := r.fake.Calls(); int64(sent) != res.Units+res.WarmupUnits {
+		return res, fmt.Errorf("B5: %d emails for %d runs", sent, res.Units+res.WarmupUnits)
 	}
-	if sent := r.fake.Calls(); sent != int(res.Units) {
-		return res, fmt.Errorf("B5: %d emails for %d runs", sent, res.Units)
-	}
-	res.Elapsed = last.Sub(start) - b5Floor
 	return res, nil
 }
 
