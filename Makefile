@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test build image vet test-short bench bench-quick clean
+.PHONY: run test build image vet test-short bench bench-quick soak clean
 
 ## run: start everything in one process (Temporal + UI, worker, API) — `parcours dev`
 run:
@@ -27,6 +27,12 @@ bench:
 ## bench-quick: the same harness at tiny sizes (well under a minute): checks it works, not the speed
 bench-quick:
 	$(GO) run -ldflags "$(LDFLAGS)" ./bench/cmd/parcours-bench -quick
+
+## soak: the reliability scenarios with kills (R1 R2 R3 R5 R6 R20; about 20 minutes): the worker,
+## the API and Temporal killed, PostgreSQL restarted in immediate mode (everyone using that server
+## notices); writes bench/SOAK.md and prints it. `make test` runs it at tiny sizes (bench/soak).
+soak:
+	$(GO) run -ldflags "$(LDFLAGS)" ./bench/cmd/parcours-soak -restart-postgres -out bench/SOAK.md
 
 ## build: the parcours binary in bin/
 build:

@@ -4,6 +4,7 @@
 //	parcours api       the HTTP API only, against an existing Temporal cluster
 //	parcours worker    the Temporal worker only
 //	parcours migrate   up | down | status of the database schema
+//	parcours bootstrap create a workspace and print its first keys (api/worker deployments)
 //	parcours import    upload a CSV / NDJSON export to the API and follow its import
 //	parcours version   print the version
 package main
@@ -40,6 +41,7 @@ Commands:
   api       run the HTTP API (needs TEMPORAL_ADDRESS and DATABASE_URL)
   worker    run the Temporal worker (needs TEMPORAL_ADDRESS and DATABASE_URL)
   migrate   up | down | status: manage the database schema
+  bootstrap [--workspace SLUG]: create a workspace and print its first API keys
   import    FILE --mapping mapping.json: bulk-import a CSV / NDJSON export through the API
   version   print the version
 
@@ -77,6 +79,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runWorker(ctx, cfg, args[1:], stderr)
 	case "migrate":
 		return runMigrate(ctx, cfg, args[1:], stdout)
+	case "bootstrap":
+		return runBootstrap(ctx, cfg, args[1:], stdout, stderr)
+	case "temporal": // not in the usage: for tests and `make soak` (temporal.go)
+		return runTemporal(ctx, cfg, args[1:], stdout, stderr)
 	case "import":
 		return runImport(ctx, args[1:], stdout, stderr, getenv)
 	case "version", "--version":
