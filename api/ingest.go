@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -207,6 +208,12 @@ func readBody(r *http.Request, limit int) ([]byte, error) {
 	}
 	if len(body) == 0 {
 		return nil, problem(http.StatusBadRequest, "The request body is empty; send a JSON object.")
+	}
+	if !utf8.Valid(body) {
+		// JSON is UTF-8. Decoding already reads a stray byte as U+FFFD; the
+		// body kept as received says the same, so that the record is stored
+		// (PostgreSQL refuses invalid UTF-8) rather than lost.
+		body = []byte(strings.ToValidUTF8(string(body), "\uFFFD"))
 	}
 	return body, nil
 }
