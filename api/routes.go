@@ -37,6 +37,7 @@ func (s *Server) routes() []route {
 		// and the user's role (the one beside each page).
 		{http.MethodGet, "/", public, s.page(user.RoleViewer, s.dashboard), false},
 		{http.MethodGet, "/login", public, s.loginPage, false},
+		{http.MethodGet, "/assets/*", public, s.assets, false},
 		{http.MethodPost, "/login", public, s.login, false},
 		{http.MethodPost, "/logout", public, s.page(user.RoleViewer, s.logout), false},
 		{http.MethodGet, "/profiles", public, s.page(user.RoleViewer, s.profilesPage), false},

@@ -4,7 +4,8 @@ package web
 
 import "embed"
 
-// FS holds the console's files.
+// FS holds the console's files: the page templates and, under assets/, the
+// small scripts and styles served at /assets/.
 //
-//go:embed *.html
+//go:embed *.html assets
 var FS embed.FS
