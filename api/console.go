@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parcours/parcours/pkg/demo"
 	"github.com/parcours/parcours/pkg/user"
 	"github.com/parcours/parcours/web"
 )
@@ -39,10 +40,13 @@ var consolePages = func() map[string]*template.Template {
 		"label":    humanLabel,
 		"add":      func(a, b int) int { return a + b },
 	}
-	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(web.FS, "layout.html"))
+	// settings_nav.html defines the Settings pages' sub-navigation.
+	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(web.FS, "layout.html", "settings_nav.html"))
 	pages := map[string]*template.Template{}
 	for _, name := range []string{"login.html", "dashboard.html", "profiles.html", "profile.html", "segments.html", "segment.html", "journeys.html", "error.html",
-		"journey.html", "journey_new.html", "templates.html", "template.html", "mailbox.html", "mailbox_message.html"} {
+		"journey.html", "journey_new.html", "journey_edit.html", "journey_publish.html", "journey_runs.html", "journey_simulate.html", "templates.html", "template.html", "mailbox.html", "mailbox_message.html",
+		"data_sources.html", "data_key.html", "data_imports.html", "data_import.html", "data_quarantine.html", "reports.html",
+		"settings_workspace.html", "settings_channels.html", "settings_delivery.html", "settings_users.html", "settings_account.html"} {
 		pages[name] = template.Must(template.Must(layout.Clone()).ParseFS(web.FS, name))
 	}
 	return pages
@@ -52,7 +56,7 @@ var consolePages = func() map[string]*template.Template {
 type view struct {
 	Title string
 	// Nav is the section to highlight: dashboard, profiles, segments,
-	// journeys, templates, mailbox.
+	// journeys, templates, reports, data, mailbox, settings.
 	Nav           string
 	User          *user.User
 	CSRF          string
@@ -206,6 +210,9 @@ func (s *Server) login(c echo.Context) error {
 	case errors.Is(err, user.ErrAmbiguous):
 		d.Error, d.AskWorkspace = "This email has an account in several workspaces: enter the workspace too.", true
 		return s.renderLogin(c, http.StatusConflict, d)
+	case errors.Is(err, user.ErrDisabled):
+		d.Error = "Your account was deactivated by an admin of the workspace. Ask them to reactivate it."
+		return s.renderLogin(c, http.StatusForbidden, d)
 	case err != nil:
 		return s.consoleFail(c, user.Session{}, err)
 	}
@@ -242,6 +249,9 @@ type dashboardData struct {
 	Total    int
 	Segments []segmentRow
 	Journeys []journeyRow
+	// Demo offers to load the demo shop (parcours dev only) and says what
+	// a load just did (console_demo.go).
+	Demo demoPanel
 }
 
 type stateCount struct {
@@ -250,6 +260,12 @@ type stateCount struct {
 }
 
 func (s *Server) dashboard(c echo.Context, sess user.Session) error {
+	return s.renderDashboard(c, sess, nil)
+}
+
+// renderDashboard renders the Overview; loaded is what a demo load just
+// did, shown above the figures (nil: none).
+func (s *Server) renderDashboard(c echo.Context, sess user.Session, loaded *demo.Result) error {
 	ctx := c.Request().Context()
 	ws := sess.User.WorkspaceID
 	counts, err := s.Profiles.CountByState(ctx, ws)
@@ -267,6 +283,7 @@ func (s *Server) dashboard(c echo.Context, sess user.Session) error {
 	if d.Journeys, err = s.journeyRows(c, ws, 0); err != nil {
 		return err
 	}
+	d.Demo = s.demoPanelFor(sess, loaded)
 	return s.render(c, http.StatusOK, "dashboard.html", view{Title: "Overview", Nav: "dashboard", User: &sess.User, CSRF: sess.CSRF, D: d})
 }
 

@@ -28,6 +28,8 @@ type diagramStep struct {
 	Passed, Here int
 	// Counted says whether to print the counts (not on the start box).
 	Counted bool
+	// Link opens the runs at the step ("" for none).
+	Link string
 }
 
 const (
@@ -145,6 +147,9 @@ func diagramSVG(d journey.Definition, steps map[string]diagramStep, edgeLabel fu
 	for _, r := range rows {
 		for _, id := range r {
 			st, p := steps[id], at[id]
+			if st.Link != "" {
+				fmt.Fprintf(&b, `<a href="%s" class="step-link" aria-label="%s">`, esc(st.Link), esc(st.Kind+": "+st.Text+" — "+countText(st)+"; show who is here"))
+			}
 			fmt.Fprintf(&b, `<g class="step %s" data-node="%s"><title>%s</title>`, st.Class, esc(id), esc(st.Kind+": "+st.Text))
 			fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%d" height="%d" rx="8"/>`, p.x, p.y, boxW, boxH)
 			fmt.Fprintf(&b, `<text x="%d" y="%d" class="kind">%s</text>`, p.x+12, p.y+18, esc(strings.ToUpper(st.Kind)))
@@ -155,6 +160,9 @@ func diagramSVG(d journey.Definition, steps map[string]diagramStep, edgeLabel fu
 				fmt.Fprintf(&b, `<text x="%d" y="%d" text-anchor="end" class="count">%s</text>`, p.x+boxW-10, p.y+18, esc(countText(st)))
 			}
 			b.WriteString(`</g>`)
+			if st.Link != "" {
+				b.WriteString(`</a>`)
+			}
 		}
 	}
 	b.WriteString(`</svg>`)

@@ -69,6 +69,9 @@ func humanDuration(s string) string {
 }
 
 func (w journeyWords) template(slug string) string {
+	if slug == "" {
+		return "(no template chosen yet)"
+	}
 	if name, ok := w.templates[slug]; ok {
 		return "“" + name + "”"
 	}
@@ -242,10 +245,16 @@ func endReason(r string) string {
 	return r
 }
 
-// funnelRow is one step of the funnel table.
+// funnelRow is one step of the funnel table: the runs that went through
+// it, and for a message step what its messages did (pkg/report, since the
+// journey was created).
 type funnelRow struct {
 	diagramStep
-	Share string
+	Share                            string
+	Message                          bool
+	Sent, Opened, Clicked, Converted int
+	OpenShare, ClickShare            string
+	RunsURL                          string
 }
 
 type endRow struct {
@@ -270,6 +279,9 @@ type journeyPageData struct {
 	CanPublish bool
 	Notice     string
 	Missing    []string
+	// Converted counts the journey's conversions (its goal).
+	Converted int
+	Simulate  simulateForm
 }
 
 func (s *Server) loadJourney(c echo.Context, ws, id string) (journey.Journey, error) {
@@ -308,7 +320,9 @@ func (s *Server) journeyPage(c echo.Context, sess user.Session) error {
 	if err != nil {
 		return err
 	}
-	if j.PublishedVersion == nil || len(impact.Added)+len(impact.Removed)+len(impact.Changed) > 0 {
+	// A draft whose trigger, entry rules, exits or goal changed has
+	// something to publish too, though no step changed.
+	if j.PublishedVersion == nil || len(impact.Added)+len(impact.Removed)+len(impact.Changed) > 0 || !sameDefinition(def, j.Draft) {
 		d.Impact, d.CanPublish = &impact, true
 	}
 	d.Trigger, d.ReEntry = w.trigger(def), reEntry(def.Entry)
@@ -330,13 +344,15 @@ func (s *Server) journeyPage(c echo.Context, sess user.Session) error {
 	for _, n := range def.Nodes {
 		step := w.step(n)
 		step.Passed, step.Here = st.Visited[n.ID], st.AtNode[n.ID]
+		step.Link = "/journeys/" + url.PathEscape(j.ID) + "/runs?node=" + url.QueryEscape(n.ID)
 		steps[n.ID] = step
 	}
 	d.Diagram = diagramSVG(def, steps, w.edge(def))
-	for _, row := range def.Layout().Layers {
-		for _, id := range row {
-			d.Funnel = append(d.Funnel, funnelRow{diagramStep: steps[id], Share: pct(steps[id].Passed, d.Entered)})
-		}
+	if d.Funnel, d.Converted, err = s.journeyFunnel(ctx, ws, j, def, steps, d.Entered); err != nil {
+		return err
+	}
+	if d.Simulate, _, err = s.newSimulateForm(c, ws, j); err != nil {
+		return err
 	}
 	for reason, n := range st.Ended {
 		d.Ended = append(d.Ended, endRow{Reason: endReason(reason), Count: n})
@@ -377,6 +393,9 @@ func (s *Server) journeyPage(c echo.Context, sess user.Session) error {
 		d.Notice = "The journey is created as a draft. Check it below, then publish it to start it."
 	case "publish":
 		d.Notice = "Published: new people enter this version from now on."
+		if d.Version > 1 {
+			d.Notice += " Runs in flight finish on the version they started on."
+		}
 	case "pause":
 		d.Notice = "Paused: nobody new enters; runs in flight go on."
 	case "resume":
@@ -396,6 +415,9 @@ func (s *Server) journeyAction(action string) pageHandler {
 		}
 		switch action {
 		case "publish":
+			if ok, err := s.confirmPublish(c, sess, j); !ok || err != nil {
+				return err
+			}
 			_, err = s.Journeys.Publish(ctx, ws, j.ID)
 		case "pause":
 			_, err = s.Journeys.SetStatus(ctx, ws, j.ID, "paused")
@@ -468,6 +490,13 @@ type newJourneyData struct {
 	Scenarios []journey.Scenario
 	Form      *scenarioForm
 	CanEdit   bool
+	// Scratch is the "Start from scratch" form (refused input kept).
+	Scratch scratchForm
+}
+
+// scratchForm creates an empty journey to build in the editor.
+type scratchForm struct {
+	Name, TriggerEvent, Error string
 }
 
 // createDefault is the value of a template (or segment) choice that asks

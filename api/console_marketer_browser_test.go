@@ -265,7 +265,8 @@ func TestMarketerConsole(t *testing.T) {
 	}
 	waitForText(t, ctx, e.url+"/mailbox", "#mailbox", "Hello there, welcome aboard") // a test send fills the template for nobody
 
-	// A rule with an error at line 1: shown at its position.
+	// A rule with an error at line 1: shown at its position as it is typed,
+	// without pressing a button.
 	bad := `count("Order Completed", "90d") >=`
 	_, cerr := segment.Compile(bad)
 	var re *rules.Error
@@ -276,9 +277,9 @@ func TestMarketerConsole(t *testing.T) {
 		chromedp.Navigate(e.url+"/segments/new"),
 		chromedp.WaitVisible(chromedp.CSS("#rule")),
 		chromedp.SendKeys(chromedp.CSS("#name"), "Repeat buyers"),
-		chromedp.SetValue(chromedp.CSS("#rule"), bad),
-		chromedp.Click(chromedp.CSS("#preview-button")),
-		chromedp.WaitVisible(chromedp.CSS("#rule-error")),
+		chromedp.Clear(chromedp.CSS("#rule")),
+		chromedp.SendKeys(chromedp.CSS("#rule"), bad),
+		chromedp.WaitVisible(chromedp.Search(`//div[@id="rule-error"][@data-line="1"][@data-column="`+itoa(re.Column)+`"]`)),
 	)
 	if got, want := textOf(t, ctx, "#rule-error"), "Line 1, column "+itoa(re.Column)+":"; !strings.Contains(got, want) {
 		t.Fatalf("rule error %q, want %q", got, want)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -20,6 +21,9 @@ type segmentRow struct {
 	ID, Name, Slug string
 	Size           int
 	ComputedAt     *time.Time
+	// LastChange is when someone last entered or left the segment (filled
+	// on the segments page only: the overview does not show it).
+	LastChange *time.Time
 }
 
 func (s *Server) segmentRows(c echo.Context, workspaceID string) ([]segmentRow, error) {
@@ -44,6 +48,15 @@ func (s *Server) segmentsPage(c echo.Context, sess user.Session) error {
 	if err != nil {
 		return err
 	}
+	changes, err := s.Segments.LastChanges(c.Request().Context(), sess.User.WorkspaceID)
+	if err != nil {
+		return err
+	}
+	for i := range rows {
+		if at, ok := changes[rows[i].ID]; ok {
+			rows[i].LastChange = &at
+		}
+	}
 	return s.render(c, http.StatusOK, "segments.html", view{Title: "Segments", Nav: "segments", User: &sess.User, CSRF: sess.CSRF,
 		D: segmentsData{Segments: rows, CanEdit: sess.User.Role.Allows(user.RoleMarketer)}})
 }
@@ -55,6 +68,9 @@ type ruleError struct {
 	// Caret is the text before the column, blanked (tabs kept), so that a
 	// "^" after it sits under the column in a monospace font.
 	Caret string
+	// Alert announces the error at once (role="alert"): after a submit. As
+	// the marketer types, the editor's polite live region announces it.
+	Alert bool
 }
 
 func newRuleError(src string, re *rules.Error) *ruleError {
@@ -93,6 +109,14 @@ type segmentData struct {
 	FieldErrors map[string]string
 	Error       string
 	Preview     *previewData
+
+	// What the page shows of a saved segment (segmentDetails).
+	LastChange *time.Time
+	CanExport  bool
+	Members    membersPage
+	SizeChart  template.HTML
+	// Sizes is the size history, newest first, for the chart's table.
+	Sizes []sizeRow
 }
 
 func (s *Server) renderSegment(c echo.Context, sess user.Session, status int, d segmentData) error {
@@ -100,6 +124,8 @@ func (s *Server) renderSegment(c echo.Context, sess user.Session, status int, d 
 	title := d.Name
 	if d.ID == "" {
 		title = "New segment"
+	} else if err := s.segmentDetails(c, sess, &d); err != nil {
+		return err
 	}
 	return s.render(c, status, "segment.html", view{Title: title, Nav: "segments", User: &sess.User, CSRF: sess.CSRF, D: d})
 }
@@ -176,6 +202,7 @@ func (s *Server) segmentFormError(c echo.Context, sess user.Session, d segmentDa
 	switch {
 	case errors.As(err, &re):
 		d.RuleError = newRuleError(d.Rule, re)
+		d.RuleError.Alert = true
 	case errors.As(err, &fe):
 		d.FieldErrors = map[string]string{fe.Field: fe.Reason}
 	case errors.Is(err, segment.ErrSlugTaken):

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -25,32 +26,40 @@ type pingResponse struct {
 // ping runs the Ping workflow for the caller's workspace and waits for it:
 // it proves API → Temporal → worker → PostgreSQL work end to end.
 func (s *Server) ping(c echo.Context) error {
-	ctx := c.Request().Context()
-	k := keyFrom(c)
+	out, err := s.runPing(c.Request().Context(), keyFrom(c).WorkspaceID, c.Response().Header().Get(echo.HeaderXRequestID))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// runPing runs the Ping workflow for a workspace (the API's ping and the
+// console's system check), answering a 503 problem saying which part failed.
+func (s *Server) runPing(ctx context.Context, workspaceID, requestID string) (pingResponse, error) {
 	start := time.Now()
-	id := workflows.PingWorkflowID(k.WorkspaceID, c.Response().Header().Get(echo.HeaderXRequestID))
+	id := workflows.PingWorkflowID(workspaceID, requestID)
 	run, err := s.Temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID:                    id,
 		TaskQueue:             s.TaskQueue,
-		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SAWorkspace.ValueSet(k.WorkspaceID)),
+		TypedSearchAttributes: temporal.NewSearchAttributes(workflows.SAWorkspace.ValueSet(workspaceID)),
 		// A ping that no worker picks up within this time means no worker runs.
 		WorkflowExecutionTimeout: 20 * time.Second,
-	}, workflows.PingWorkflow, workflows.PingInput{WorkspaceID: k.WorkspaceID})
+	}, workflows.PingWorkflow, workflows.PingInput{WorkspaceID: workspaceID})
 	if err != nil {
-		return problem(http.StatusServiceUnavailable, "Temporal did not accept the diagnostic workflow: "+err.Error())
+		return pingResponse{}, problem(http.StatusServiceUnavailable, "Temporal did not accept the diagnostic workflow: "+err.Error())
 	}
 	var res workflows.PingResult
 	if err := run.Get(ctx, &res); err != nil {
-		return problem(http.StatusServiceUnavailable, "The diagnostic workflow did not complete (is a worker running on task queue "+s.TaskQueue+"?): "+err.Error())
+		return pingResponse{}, problem(http.StatusServiceUnavailable, "The diagnostic workflow did not complete (is a worker running on task queue "+s.TaskQueue+"?): "+err.Error())
 	}
-	return c.JSON(http.StatusOK, pingResponse{
+	return pingResponse{
 		WorkflowID:    run.GetID(),
 		RunID:         run.GetRunID(),
 		WorkspaceSlug: res.WorkspaceSlug,
 		DatabaseTime:  res.DatabaseTime,
 		TookMS:        time.Since(start).Milliseconds(),
 		TemporalUIURL: s.runURL(run.GetID(), run.GetRunID()),
-	})
+	}, nil
 }
 
 // runURL links a workflow run in the Temporal Web UI.

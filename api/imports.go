@@ -93,7 +93,6 @@ type upload struct {
 func (s *Server) createImport(c echo.Context) error {
 	receivedAt := time.Now().UTC()
 	k := keyFrom(c)
-	ctx := c.Request().Context()
 	up, err := s.receiveUpload(c)
 	if up.path != "" {
 		defer func() {
@@ -105,7 +104,20 @@ func (s *Server) createImport(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	im, err := s.beginImport(c.Request().Context(), k.WorkspaceID, k.ID, &up, receivedAt)
+	if err != nil {
+		return err
+	}
+	v := viewImport(im)
+	c.Response().Header().Set(echo.HeaderLocation, v.StatusURL)
+	return c.JSON(http.StatusAccepted, v)
+}
 
+// beginImport checks an upload, records the import and starts it in the
+// background, which then owns the file (up.path is cleared). keyID is the
+// key that sent it, for the audit trail of every record. Errors are
+// Problems naming the fields at fault.
+func (s *Server) beginImport(ctx context.Context, workspaceID, keyID string, up *upload, receivedAt time.Time) (bulkimport.Import, error) {
 	// Validate every field, naming each one at fault.
 	var fieldErrs []FieldError
 	format, ok := bulkimport.ParseFormat(up.format)
@@ -133,17 +145,17 @@ func (s *Server) createImport(c echo.Context) error {
 	if me := (*bulkimport.MappingError)(nil); errors.As(err, &me) {
 		fieldErrs = append(fieldErrs, mappingFieldErrors(me)...)
 	} else if err != nil {
-		return err
+		return bulkimport.Import{}, err
 	}
 	if len(fieldErrs) > 0 {
-		return invalid("The import was refused; nothing was imported.", fieldErrs...)
+		return bulkimport.Import{}, invalid("The import was refused; nothing was imported.", fieldErrs...)
 	}
 
 	// Identifier traits must be identity traits of the workspace, or rows
 	// would make anonymous profiles nobody can find.
-	ws, err := s.Workspaces.Get(ctx, k.WorkspaceID)
+	ws, err := s.Workspaces.Get(ctx, workspaceID)
 	if err != nil {
-		return err
+		return bulkimport.Import{}, err
 	}
 	known := append(slices.Clone(ws.IdentityTraits), ws.UniqueIdentifier)
 	traits := mapping.IdentifierTraits()
@@ -154,13 +166,13 @@ func (s *Server) createImport(c echo.Context) error {
 		}
 	}
 	if len(fieldErrs) > 0 {
-		return invalid("The mapping names an identifier this workspace does not have.", fieldErrs...)
+		return bulkimport.Import{}, invalid("The mapping names an identifier this workspace does not have.", fieldErrs...)
 	}
 
 	// The header must have the mapped columns: say so now, not in a failed import.
 	opts := bulkimport.Options{Format: format, FileHash: up.sha256, Namespace: up.source, ReceivedAt: receivedAt}
 	if err := checkHeader(up.path, mapping, opts); err != nil {
-		return err
+		return bulkimport.Import{}, err
 	}
 
 	if up.name == "" {
@@ -170,21 +182,19 @@ func (s *Server) createImport(c echo.Context) error {
 		up.name = "upload " + receivedAt.Format(time.RFC3339)
 	}
 	im, err := s.importStore().Create(ctx, bulkimport.Import{
-		WorkspaceID: k.WorkspaceID, Name: up.name, Format: format, Source: up.source, KeyID: k.ID,
+		WorkspaceID: workspaceID, Name: up.name, Format: format, Source: up.source, KeyID: keyID,
 		FileSHA256: up.sha256, FileBytes: up.size, Mapping: up.mapping,
 	})
 	if err != nil {
-		return err
+		return im, err
 	}
 	opts.ImportID = im.ID
-	origin := ingest.Origin{WorkspaceID: k.WorkspaceID, KeyID: k.ID, Source: up.source}
+	origin := ingest.Origin{WorkspaceID: workspaceID, KeyID: keyID, Source: up.source}
 	if err := s.startImport(context.WithoutCancel(ctx), im, mapping, opts, origin, up.path); err != nil {
-		return err
+		return im, err
 	}
 	up.path = "" // the background import removes it
-	v := viewImport(im)
-	c.Response().Header().Set(echo.HeaderLocation, v.StatusURL)
-	return c.JSON(http.StatusAccepted, v)
+	return im, nil
 }
 
 func mappingFieldErrors(me *bulkimport.MappingError) []FieldError {
@@ -504,9 +514,10 @@ func (s *Server) listImports(c echo.Context) error {
 }
 
 // isImportUpload tells the body limit middleware to let uploads through:
-// createImport enforces its own cap, MaxImportBytes.
+// createImport and the console's upload form enforce their own cap,
+// MaxImportBytes.
 func isImportUpload(c echo.Context) bool {
-	return c.Request().Method == http.MethodPost && c.Path() == "/v1/imports"
+	return c.Request().Method == http.MethodPost && (c.Path() == "/v1/imports" || c.Path() == consoleImportPath)
 }
 
 func sortedKeys(m map[string]string) []string {

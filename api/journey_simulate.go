@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -41,24 +42,36 @@ func (s *Server) simulateJourney(c echo.Context) error {
 	if err := decodeJSON(c, &req); err != nil {
 		return err
 	}
+	res, err := s.runSimulation(ctx, ws, id, req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// runSimulation simulates a journey of the workspace (its draft, or the
+// published version req names) for req's profile and timeline. Bad input
+// is a 422 Problem naming the field, as the API and the console show it.
+func (s *Server) runSimulation(ctx context.Context, ws, id string, req simulateRequest) (simulate.Result, error) {
+	var err error
 	if req.ProfileID != "" && !isUUID(req.ProfileID) {
-		return invalid("The simulation request is not valid.", FieldError{Field: "profile_id", Reason: "must be a profile id (a UUID)"})
+		return simulate.Result{}, invalid("The simulation request is not valid.", FieldError{Field: "profile_id", Reason: "must be a profile id (a UUID)"})
 	}
 	var def journey.Definition
 	if req.Version > 0 {
 		if def, err = s.Journeys.Version(ctx, ws, id, req.Version); err != nil {
 			if errors.Is(err, journey.ErrNotFound) {
-				return invalid("The simulation request is not valid.", FieldError{Field: "version", Reason: "this journey has no such published version"})
+				return simulate.Result{}, invalid("The simulation request is not valid.", FieldError{Field: "version", Reason: "this journey has no such published version"})
 			}
-			return err
+			return simulate.Result{}, err
 		}
 	} else {
 		j, err := s.Journeys.Get(ctx, ws, id)
 		if err != nil {
-			return journeyProblem(err)
+			return simulate.Result{}, journeyProblem(err)
 		}
 		if err := journey.Validate(j.Draft); err != nil {
-			return journeyProblem(err)
+			return simulate.Result{}, journeyProblem(err)
 		}
 		def = j.Draft
 	}
@@ -73,22 +86,19 @@ func (s *Server) simulateJourney(c echo.Context) error {
 	if req.Horizon != "" {
 		h, err := segment.ParseWindow(req.Horizon)
 		if err != nil || req.Horizon == "all" || h > 400*24*time.Hour {
-			return invalid("The simulation request is not valid.", FieldError{Field: "horizon", Reason: "must be a duration up to 400d, such as 30d"})
+			return simulate.Result{}, invalid("The simulation request is not valid.", FieldError{Field: "horizon", Reason: "must be a duration up to 400d, such as 30d"})
 		}
 		in.Horizon = h
 	}
 	if in.Trigger != nil && strings.TrimSpace(in.Trigger.Event) == "" {
-		return invalid("The simulation request is not valid.", FieldError{Field: "trigger.event", Reason: "is required: the name of the record that starts the run"})
+		return simulate.Result{}, invalid("The simulation request is not valid.", FieldError{Field: "trigger.event", Reason: "is required: the name of the record that starts the run"})
 	}
 	res, err := simulate.Run(ctx, simulate.Deps{Profiles: s.Profiles, Segments: s.Segments, Templates: s.Templates}, in)
 	var fe *simulate.FieldError
 	if errors.As(err, &fe) {
-		return invalid("The simulation request is not valid.", FieldError{Field: fe.Field, Reason: fe.Reason})
+		return res, invalid("The simulation request is not valid.", FieldError{Field: fe.Field, Reason: fe.Reason})
 	}
-	if err != nil {
-		return err
-	}
-	return c.JSON(http.StatusOK, res)
+	return res, err
 }
 
 // publishPreview answers what publishing the draft would change: nodes

@@ -199,13 +199,19 @@ func (s *Server) newCustomersReport(c echo.Context) error {
 		return err
 	}
 	if c.QueryParam("format") == "csv" {
-		rows := [][]string{{"profile_id", "first_order_at", "journey_id", "journey", "action", "revenue"}}
-		for _, n := range r.Customers {
-			rows = append(rows, []string{n.ProfileID, n.FirstOrderAt.Format(time.RFC3339), n.JourneyID, n.JourneyName, n.Action, strconv.FormatFloat(n.Revenue, 'f', 2, 64)})
-		}
-		return writeCSV(c, "new-customers", rows)
+		return writeCSV(c, "new-customers", newCustomersCSV(r))
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// newCustomersCSV is the new customers report as CSV rows (the API and the
+// console download the same file).
+func newCustomersCSV(r report.NewCustomers) [][]string {
+	rows := [][]string{{"profile_id", "first_order_at", "journey_id", "journey", "action", "revenue"}}
+	for _, n := range r.Customers {
+		rows = append(rows, []string{n.ProfileID, n.FirstOrderAt.Format(time.RFC3339), n.JourneyID, n.JourneyName, n.Action, strconv.FormatFloat(n.Revenue, 'f', 2, 64)})
+	}
+	return rows
 }
 
 // touchpointsReport: the most popular touchpoints of prospects before they convert.
@@ -231,11 +237,16 @@ func (s *Server) touchpointsReport(c echo.Context) error {
 		return err
 	}
 	if c.QueryParam("format") == "csv" {
-		rows := [][]string{{"touchpoint", "prospects", "occurrences", "share"}}
-		for _, t := range r.Touchpoints {
-			rows = append(rows, []string{t.Touchpoint, strconv.Itoa(t.Prospects), strconv.Itoa(t.Occurrences), strconv.FormatFloat(t.Share, 'f', 4, 64)})
-		}
-		return writeCSV(c, "touchpoints", rows)
+		return writeCSV(c, "touchpoints", touchpointsCSV(r))
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// touchpointsCSV is the touchpoints report as CSV rows.
+func touchpointsCSV(r report.Touchpoints) [][]string {
+	rows := [][]string{{"touchpoint", "prospects", "occurrences", "share"}}
+	for _, t := range r.Touchpoints {
+		rows = append(rows, []string{t.Touchpoint, strconv.Itoa(t.Prospects), strconv.Itoa(t.Occurrences), strconv.FormatFloat(t.Share, 'f', 4, 64)})
+	}
+	return rows
 }

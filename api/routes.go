@@ -36,6 +36,8 @@ func (s *Server) routes() []route {
 		// page wrapper checks the session cookie, the CSRF token of every POST
 		// and the user's role (the one beside each page).
 		{http.MethodGet, "/", public, s.page(user.RoleViewer, s.dashboard), false},
+		// Load the demo shop (parcours dev only; 404 elsewhere).
+		{http.MethodPost, "/demo", public, s.page(user.RoleMarketer, s.loadDemoForm), false},
 		{http.MethodGet, "/login", public, s.loginPage, false},
 		{http.MethodGet, "/assets/*", public, s.assets, false},
 		{http.MethodPost, "/login", public, s.login, false},
@@ -46,8 +48,10 @@ func (s *Server) routes() []route {
 		{http.MethodGet, "/segments/new", public, s.page(user.RoleViewer, s.newSegmentPage), false},
 		{http.MethodPost, "/segments/new", public, s.page(user.RoleMarketer, s.createSegmentForm), false},
 		{http.MethodPost, "/segments/preview", public, s.page(user.RoleViewer, s.previewSegmentForm), false},
+		{http.MethodPost, "/segments/check", public, s.page(user.RoleViewer, s.checkSegmentRule), false},
 		{http.MethodGet, "/segments/:id", public, s.page(user.RoleViewer, s.segmentPage), false},
 		{http.MethodPost, "/segments/:id", public, s.page(user.RoleMarketer, s.updateSegmentForm), false},
+		{http.MethodGet, "/segments/:id/export", public, s.page(user.RoleMarketer, s.exportSegmentPage), false},
 		{http.MethodGet, "/journeys", public, s.page(user.RoleViewer, s.journeysPage), false},
 		{http.MethodGet, "/journeys/new", public, s.page(user.RoleViewer, s.newJourneyPage), false},
 		{http.MethodPost, "/journeys/new", public, s.page(user.RoleMarketer, s.createJourneyForm), false},
@@ -55,6 +59,14 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/journeys/:id/publish", public, s.page(user.RoleMarketer, s.journeyAction("publish")), false},
 		{http.MethodPost, "/journeys/:id/pause", public, s.page(user.RoleMarketer, s.journeyAction("pause")), false},
 		{http.MethodPost, "/journeys/:id/resume", public, s.page(user.RoleMarketer, s.journeyAction("resume")), false},
+		{http.MethodPost, "/journeys/scratch", public, s.page(user.RoleMarketer, s.createScratchJourney), false},
+		{http.MethodGet, "/journeys/:id/edit", public, s.page(user.RoleMarketer, s.journeyEditPage), false},
+		{http.MethodPost, "/journeys/:id/edit", public, s.page(user.RoleMarketer, s.journeyEditForm), false},
+		{http.MethodGet, "/journeys/:id/publish", public, s.page(user.RoleMarketer, s.publishPreviewPage), false},
+		{http.MethodGet, "/journeys/:id/runs", public, s.page(user.RoleViewer, s.journeyRunsPage), false},
+		// Simulating writes and sends nothing: a viewer may try a journey.
+		{http.MethodGet, "/journeys/:id/simulate", public, s.page(user.RoleViewer, s.journeySimulatePage), false},
+		{http.MethodPost, "/journeys/:id/simulate", public, s.page(user.RoleViewer, s.journeySimulateForm), false},
 		{http.MethodGet, "/templates", public, s.page(user.RoleViewer, s.templatesPage), false},
 		{http.MethodGet, "/templates/new", public, s.page(user.RoleMarketer, s.newTemplatePage), false},
 		{http.MethodPost, "/templates/new", public, s.page(user.RoleMarketer, s.createTemplateForm), false},
@@ -62,6 +74,43 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/templates/:id", public, s.page(user.RoleMarketer, s.updateTemplateForm), false},
 		{http.MethodPost, "/templates/:id/preview", public, s.page(user.RoleViewer, s.previewTemplateForm), false},
 		{http.MethodPost, "/templates/:id/test-send", public, s.page(user.RoleMarketer, s.testSendForm), false},
+		// Reports: what the API's /v1/reports answer, for people; the CSV
+		// downloads use the session, not an API key.
+		{http.MethodGet, "/reports", public, s.page(user.RoleViewer, s.reportsPage), false},
+		{http.MethodGet, "/reports/journeys.csv", public, s.page(user.RoleViewer, s.reportJourneysCSV), false},
+		{http.MethodGet, "/reports/new-customers.csv", public, s.page(user.RoleViewer, s.reportNewCustomersCSV), false},
+		{http.MethodGet, "/reports/touchpoints.csv", public, s.page(user.RoleViewer, s.reportTouchpointsCSV), false},
+		// Settings: everyone may look (secrets are never shown); admins
+		// change them and manage users; everyone changes their own password.
+		{http.MethodGet, "/settings", public, s.page(user.RoleViewer, s.settingsPage), false},
+		{http.MethodPost, "/settings", public, s.page(user.RoleAdmin, s.saveIdentityForm), false},
+		{http.MethodPost, "/settings/check", public, s.page(user.RoleAdmin, s.systemCheckForm), false},
+		{http.MethodGet, "/settings/channels", public, s.page(user.RoleViewer, s.channelsPage), false},
+		{http.MethodPost, "/settings/channels/email", public, s.page(user.RoleAdmin, s.saveEmailChannelForm), false},
+		{http.MethodPost, "/settings/channels/sms", public, s.page(user.RoleAdmin, s.saveSMSChannelForm), false},
+		{http.MethodPost, "/settings/channels/webhook", public, s.page(user.RoleAdmin, s.saveWebhookChannelForm), false},
+		{http.MethodGet, "/settings/delivery", public, s.page(user.RoleViewer, s.deliverySettingsPage), false},
+		{http.MethodPost, "/settings/delivery", public, s.page(user.RoleAdmin, s.saveDeliveryForm), false},
+		{http.MethodGet, "/settings/users", public, s.page(user.RoleViewer, s.usersPage), false},
+		{http.MethodPost, "/settings/users", public, s.page(user.RoleAdmin, s.createUserForm), false},
+		{http.MethodPost, "/settings/users/:id/role", public, s.page(user.RoleAdmin, s.userAction("role")), false},
+		{http.MethodPost, "/settings/users/:id/deactivate", public, s.page(user.RoleAdmin, s.userAction("deactivated")), false},
+		{http.MethodPost, "/settings/users/:id/reactivate", public, s.page(user.RoleAdmin, s.userAction("reactivated")), false},
+		{http.MethodPost, "/settings/users/:id/remove", public, s.page(user.RoleAdmin, s.userAction("removed")), false},
+		{http.MethodGet, "/settings/account", public, s.page(user.RoleViewer, s.accountPage), false},
+		{http.MethodPost, "/settings/account/password", public, s.page(user.RoleViewer, s.changePasswordForm), false},
+		// Data: sources and their write keys (admins create and revoke),
+		// imports (marketers upload), the quarantine (marketers replay).
+		{http.MethodGet, "/data", public, s.page(user.RoleViewer, s.sourcesPage), false},
+		{http.MethodPost, "/data/keys", public, s.page(user.RoleAdmin, s.createKeyForm), false},
+		{http.MethodGet, "/data/keys/:id", public, s.page(user.RoleViewer, s.keyPage), false},
+		{http.MethodPost, "/data/keys/:id/revoke", public, s.page(user.RoleAdmin, s.revokeKeyForm), false},
+		{http.MethodGet, "/data/imports", public, s.page(user.RoleViewer, s.importsPage), false},
+		{http.MethodPost, consoleImportPath, public, s.limitUpload(s.page(user.RoleMarketer, s.createImportForm)), false},
+		{http.MethodGet, "/data/imports/:id", public, s.page(user.RoleViewer, s.importPage), false},
+		{http.MethodGet, "/data/quarantine", public, s.page(user.RoleViewer, s.quarantinePage), false},
+		{http.MethodPost, "/data/quarantine/replay", public, s.page(user.RoleMarketer, s.replayQuarantineForm), false},
+		{http.MethodPost, "/data/quarantine/rules/:id", public, s.page(user.RoleMarketer, s.toggleRuleForm), false},
 		// The dev mailbox (parcours dev only; 404 elsewhere): the emails the
 		// built-in fake SendGrid received.
 		{http.MethodGet, "/mailbox", public, s.page(user.RoleViewer, s.mailboxPage), false},

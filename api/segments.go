@@ -213,6 +213,14 @@ func (s *Server) exportSegment(c echo.Context) error {
 	if err != nil {
 		return segmentProblem(err)
 	}
+	return s.writeMembersCSV(c, ws, sg)
+}
+
+// writeMembersCSV streams a segment's members as CSV, a page of members at a
+// time; the API and the console's Export link both download it.
+func (s *Server) writeMembersCSV(c echo.Context, ws string, sg segment.Segment) error {
+	ctx := c.Request().Context()
+	id := sg.ID
 	res := c.Response()
 	res.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	res.Header().Set(echo.HeaderContentDisposition, `attachment; filename="segment-`+sg.Slug+`.csv"`)

@@ -137,6 +137,8 @@ func New(d Deps) *Server {
 		// may take longer than a request's deadline to arrive.
 		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: d.BodyLimit, Skipper: isImportUpload}),
 		middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: d.RequestTimeout, Skipper: isImportUpload}),
+		// analytics.js in customers' web pages calls the ingestion endpoints cross-origin.
+		s.ingestCORS,
 	)
 	for _, r := range s.routes() {
 		h := r.handler

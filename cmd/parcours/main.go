@@ -6,6 +6,7 @@
 //	parcours migrate   up | down | status of the database schema
 //	parcours bootstrap create a workspace and print its first keys (api/worker deployments)
 //	parcours import    upload a CSV / NDJSON export to the API and follow its import
+//	parcours demo      load a small fictional shop into a workspace (profiles, segments, journeys)
 //	parcours version   print the version
 package main
 
@@ -43,6 +44,7 @@ Commands:
   migrate   up | down | status: manage the database schema
   bootstrap [--workspace SLUG]: create a workspace and print its first API keys
   import    FILE --mapping mapping.json: bulk-import a CSV / NDJSON export through the API
+  demo      [--workspace SLUG]: load a small fictional shop (profiles, segments, live journeys)
   version   print the version
 
 Configuration comes from environment variables; see README.md.
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		return runTemporal(ctx, cfg, args[1:], stdout, stderr)
 	case "import":
 		return runImport(ctx, args[1:], stdout, stderr, getenv)
+	case "demo":
+		return runDemo(ctx, cfg, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "parcours", version)
 		return nil

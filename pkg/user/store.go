@@ -57,6 +57,9 @@ var (
 	ErrAmbiguous = errors.New("this account exists in several workspaces")
 	// ErrNoSession: the session token is unknown or expired.
 	ErrNoSession = errors.New("no such session")
+	// ErrDisabled: the email and password are right but an admin
+	// deactivated the account.
+	ErrDisabled = errors.New("this account is deactivated")
 )
 
 // FieldError names a wrong input field.
@@ -75,6 +78,10 @@ type User struct {
 	Name        string    `json:"name"`
 	Role        Role      `json:"role"`
 	CreatedAt   time.Time `json:"created_at"`
+	// DisabledAt is set while the account is deactivated: no sign-in.
+	DisabledAt *time.Time `json:"disabled_at,omitempty"`
+	// LastSignInAt is the last successful sign-in; nil: never.
+	LastSignInAt *time.Time `json:"last_sign_in_at,omitempty"`
 }
 
 // Session is a signed-in browser.
@@ -93,11 +100,11 @@ type Store struct {
 // NewStore returns a Store over pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
 
-const cols = `u.id::text, u.workspace_id::text, u.email, u.name, u.role, u.created_at`
+const cols = `u.id::text, u.workspace_id::text, u.email, u.name, u.role, u.created_at, u.disabled_at, u.last_login_at`
 
 func scanUser(row pgx.Row, extra ...any) (User, error) {
 	var u User
-	err := row.Scan(append([]any{&u.ID, &u.WorkspaceID, &u.Email, &u.Name, &u.Role, &u.CreatedAt}, extra...)...)
+	err := row.Scan(append([]any{&u.ID, &u.WorkspaceID, &u.Email, &u.Name, &u.Role, &u.CreatedAt, &u.DisabledAt, &u.LastSignInAt}, extra...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return u, ErrNotFound
 	}
@@ -115,6 +122,9 @@ func (s *Store) Create(ctx context.Context, workspaceID, email, name string, rol
 	}
 	if !role.Valid() {
 		return User{}, &FieldError{Field: "role", Reason: "must be admin, marketer or viewer"}
+	}
+	if name = strings.TrimSpace(name); len(name) > 200 {
+		return User{}, &FieldError{Field: "name", Reason: "must be at most 200 characters"}
 	}
 	if len(password) < MinPasswordLength {
 		return User{}, &FieldError{Field: "password", Reason: fmt.Sprintf("must be at least %d characters", MinPasswordLength)}
@@ -147,7 +157,8 @@ func (s *Store) Count(ctx context.Context, workspaceID string) (int, error) {
 // Authenticate finds the user with this email and password. workspaceSlug
 // may be empty: the email is then looked for in every workspace, and
 // ErrAmbiguous returned if it matches in more than one. Unknown emails take
-// as long to refuse as wrong passwords.
+// as long to refuse as wrong passwords. A deactivated account is not
+// signed in: ErrDisabled when it is the only match of the password.
 func (s *Store) Authenticate(ctx context.Context, workspaceSlug, email, password string) (User, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+cols+`, u.password_hash FROM users u JOIN workspaces w ON w.id = u.workspace_id
@@ -177,17 +188,25 @@ func (s *Store) Authenticate(ctx context.Context, workspaceSlug, email, password
 		return User{}, ErrBadCredentials
 	}
 	var matches []User
+	disabled := false
 	for _, c := range cands {
 		ok, err := CheckPassword(c.hash, password)
 		if err != nil {
 			return User{}, fmt.Errorf("authenticate user %s: %w", c.u.ID, err)
 		}
-		if ok {
+		switch {
+		case ok && c.u.DisabledAt != nil:
+			disabled = true
+		case ok:
 			matches = append(matches, c.u)
 		}
 	}
 	switch len(matches) {
 	case 0:
+		if disabled {
+			// Only someone who knows the password learns this.
+			return User{}, ErrDisabled
+		}
 		return User{}, ErrBadCredentials
 	case 1:
 		return matches[0], nil
@@ -223,6 +242,9 @@ func (s *Store) StartSession(ctx context.Context, u User, now time.Time) (token 
 		hashToken(token), u.WorkspaceID, u.ID, csrf, sess.ExpiresAt); err != nil {
 		return "", sess, fmt.Errorf("start session: %w", err)
 	}
+	if _, err := s.pool.Exec(ctx, `UPDATE users SET last_login_at = $3 WHERE workspace_id = $1 AND id = $2`, u.WorkspaceID, u.ID, now); err != nil {
+		return "", sess, fmt.Errorf("record sign-in: %w", err)
+	}
 	// Expired sessions of anyone are cleared now and then, on sign-in.
 	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1`, now); err != nil {
 		return "", sess, fmt.Errorf("clear expired sessions: %w", err)
@@ -239,7 +261,7 @@ func (s *Store) Session(ctx context.Context, token string, now time.Time) (Sessi
 	u, err := scanUser(s.pool.QueryRow(ctx, `
 		SELECT `+cols+`, s.csrf_token, s.expires_at FROM sessions s
 		JOIN users u ON u.workspace_id = s.workspace_id AND u.id = s.user_id
-		WHERE s.id = $1 AND s.expires_at > $2`, hashToken(token), now), &sess.CSRF, &sess.ExpiresAt)
+		WHERE s.id = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL`, hashToken(token), now), &sess.CSRF, &sess.ExpiresAt)
 	if errors.Is(err, ErrNotFound) {
 		return Session{}, ErrNoSession
 	}
