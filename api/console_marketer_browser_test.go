@@ -298,4 +298,38 @@ func TestMarketerConsole(t *testing.T) {
 		t.Errorf("overview:\n%s", got)
 	}
 	shot(t, ctx, dir, "dashboard")
+
+	// The other sections, reached from the menu: each shows what this run
+	// did (the sent email, the key, the admin, the draft's steps).
+	run(t, ctx, "open the reports",
+		chromedp.Click(chromedp.CSS(`nav.main a[href="/reports"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//h1[normalize-space(.)="Reports"]`)),
+	)
+	if got := textOf(t, ctx, "main"); !strings.Contains(got, "Welcome series") {
+		t.Errorf("reports do not list the journey:\n%.3000s", got)
+	}
+	shot(t, ctx, dir, "reports")
+	run(t, ctx, "open the data sources",
+		chromedp.Click(chromedp.CSS(`nav.main a[href="/data"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//h1[normalize-space(.)="Data"]`)),
+	)
+	shot(t, ctx, dir, "data")
+	run(t, ctx, "open the users",
+		chromedp.Click(chromedp.CSS(`nav.main a[href="/settings"]`)),
+		chromedp.WaitVisible(chromedp.Search(`//h1[normalize-space(.)="Settings"]`)),
+		chromedp.Navigate(e.url+"/settings/users"),
+		chromedp.WaitVisible(chromedp.Search(`//h1[normalize-space(.)="Settings"]`)),
+	)
+	if got := textOf(t, ctx, "main"); !strings.Contains(got, "admin") {
+		t.Errorf("users page:\n%.3000s", got)
+	}
+	shot(t, ctx, dir, "settings-users")
+	run(t, ctx, "open the journey editor",
+		chromedp.Navigate(journeyURL+"/edit"),
+		chromedp.WaitVisible(chromedp.Search(`//h1[starts-with(normalize-space(.), "Edit")]`)),
+	)
+	if got := textOf(t, ctx, "main"); !strings.Contains(got, "Welcome") {
+		t.Errorf("journey editor:\n%.3000s", got)
+	}
+	shot(t, ctx, dir, "journey-editor")
 }
