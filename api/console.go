@@ -43,7 +43,7 @@ var consolePages = func() map[string]*template.Template {
 	// settings_nav.html defines the Settings pages' sub-navigation.
 	layout := template.Must(template.New("layout.html").Funcs(funcs).ParseFS(web.FS, "layout.html", "settings_nav.html"))
 	pages := map[string]*template.Template{}
-	for _, name := range []string{"login.html", "dashboard.html", "profiles.html", "profile.html", "segments.html", "segment.html", "journeys.html", "error.html",
+	for _, name := range []string{"login.html", "dashboard.html", "profiles.html", "profile.html", "profile_unmerge.html", "profile_erase.html", "segments.html", "segment.html", "journeys.html", "error.html",
 		"journey.html", "journey_new.html", "journey_edit.html", "journey_publish.html", "journey_runs.html", "journey_simulate.html", "templates.html", "template.html", "mailbox.html", "mailbox_message.html",
 		"data_sources.html", "data_key.html", "data_imports.html", "data_import.html", "data_quarantine.html", "reports.html",
 		"settings_workspace.html", "settings_channels.html", "settings_delivery.html", "settings_users.html", "settings_account.html"} {

@@ -76,6 +76,8 @@ type profilesData struct {
 	Options     []identifierOption
 	Searched    bool
 	Results     []profileCard
+	// Erased says what an erasure just removed (nil: none).
+	Erased *erasedNotice
 }
 
 func (s *Server) profilesPage(c echo.Context, sess user.Session) error {
@@ -85,7 +87,7 @@ func (s *Server) profilesPage(c echo.Context, sess user.Session) error {
 		return err
 	}
 	types := searchTypes(ws.IdentityTraits)
-	d := profilesData{Query: strings.TrimSpace(c.QueryParam("q")), Type: c.QueryParam("type")}
+	d := profilesData{Query: strings.TrimSpace(c.QueryParam("q")), Type: c.QueryParam("type"), Erased: erasedNoticeOf(c)}
 	if d.Type != "" && !slices.Contains(types, d.Type) {
 		d.Type = ""
 	}
@@ -186,23 +188,18 @@ type profileData struct {
 	Journeys   []profileRunRow
 	Deliveries []deliveryRow
 	Consents   []consentRow
+	// Actions are undo a merge, download and erase (console_profile_actions.go).
+	Actions profileActions
 }
 
 func (s *Server) profilePage(c echo.Context, sess user.Session) error {
 	id := c.Param("id")
-	notFound := problem(http.StatusNotFound, "There is no such profile in this workspace (it may have been erased).")
-	if !isUUID(id) {
-		return notFound
-	}
-	ctx := c.Request().Context()
-	ws := sess.User.WorkspaceID
-	v, err := s.Profiles.Get(ctx, ws, id)
-	if errors.Is(err, profile.ErrNotFound) {
-		return notFound
-	}
+	v, err := s.consoleProfile(c, sess)
 	if err != nil {
 		return err
 	}
+	ctx := c.Request().Context()
+	ws := sess.User.WorkspaceID
 	if v.ID != id { // merged: show the surviving profile at its own address
 		return c.Redirect(http.StatusSeeOther, "/profiles/"+url.PathEscape(v.ID))
 	}
@@ -262,6 +259,9 @@ func (s *Server) profilePage(c echo.Context, sess user.Session) error {
 		d.Events = append(d.Events, eventRow{At: ev.Timestamp, What: eventTitle(ev), Source: ev.Source, Detail: eventDetail(ev)})
 	}
 	if err := s.profileActivity(ctx, ws, v.ID, &d); err != nil {
+		return err
+	}
+	if d.Actions, err = s.profileActionsFor(ctx, sess, v, c.QueryParam("split")); err != nil {
 		return err
 	}
 	return s.render(c, http.StatusOK, "profile.html", view{Title: d.Label, Nav: "profiles", User: &sess.User, CSRF: sess.CSRF, D: d})

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,7 +133,7 @@ func (s *Server) unmergeProfile(c echo.Context) error {
 	}
 	ctx := c.Request().Context()
 	ws := keyFrom(c).WorkspaceID
-	restored, err := s.Ingest.Unmerge(ctx, ws, id, mergeID)
+	restored, err := s.unmerge(ctx, ws, id, mergeID)
 	switch {
 	case errors.Is(err, ingest.ErrMergeNotFound):
 		return problem(http.StatusNotFound, "No merge "+mergeID+" into profile "+id+". See the profile's merges list.")
@@ -140,12 +141,6 @@ func (s *Server) unmergeProfile(c echo.Context) error {
 		return problem(http.StatusConflict, "This merge was already undone.")
 	case err != nil:
 		return err
-	}
-	if s.Segments != nil {
-		changes := []segment.Change{{ProfileID: id, All: true}, {ProfileID: restored, All: true}}
-		if _, err := s.Segments.Refresh(ctx, ws, changes, time.Now().UTC()); err != nil {
-			s.logger.ErrorContext(ctx, "segment update after unmerge failed", "err", err)
-		}
 	}
 	survivor, err := s.Profiles.Get(ctx, ws, id)
 	if err != nil {
@@ -158,6 +153,25 @@ func (s *Server) unmergeProfile(c echo.Context) error {
 	return c.JSON(http.StatusOK, map[string]any{"profile": survivor, "restored": back})
 }
 
+// unmerge undoes a merge into survivorID and brings both profiles' segment
+// memberships up to date; it returns the id of the profile split off. The
+// API and the console's "Undo this merge" both go through it.
+func (s *Server) unmerge(ctx context.Context, ws, survivorID, mergeID string) (string, error) {
+	restored, err := s.Ingest.Unmerge(ctx, ws, survivorID, mergeID)
+	if err != nil {
+		return "", err
+	}
+	if s.Segments != nil {
+		changes := []segment.Change{{ProfileID: survivorID, All: true}, {ProfileID: restored, All: true}}
+		// The undo is committed; a segment refresh that fails is caught up
+		// by the scheduled refresh, so it is logged, not returned.
+		if _, err := s.Segments.Refresh(ctx, ws, changes, time.Now().UTC()); err != nil {
+			s.logger.ErrorContext(ctx, "segment update after unmerge failed", "err", err)
+		}
+	}
+	return restored, nil
+}
+
 // eraseProfile deletes a person (right to erasure).
 func (s *Server) eraseProfile(c echo.Context) error {
 	id := c.Param("id")
@@ -165,33 +179,44 @@ func (s *Server) eraseProfile(c echo.Context) error {
 		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
 	}
 	k := keyFrom(c)
-	out, err := s.Ingest.Erase(c.Request().Context(), k.WorkspaceID, id, k.ID)
+	out, err := s.erase(c.Request().Context(), k.WorkspaceID, id, k.ID)
 	if errors.Is(err, ingest.ErrProfileNotFound) {
 		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
 	}
 	if err != nil {
 		return err
 	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// erase deletes a person and stops their journey runs. by is who asked: the
+// API key's id, or the console user's id (both uuids), kept in the erasure's
+// audit row. The API and the console's "Erase this person" both go through it.
+func (s *Server) erase(ctx context.Context, ws, id, by string) (ingest.Erasure, error) {
+	out, err := s.Ingest.Erase(ctx, ws, id, by)
+	if err != nil {
+		return out, err
+	}
 	// Erased people leave their journeys at once.
 	if s.Journeys != nil && s.Temporal != nil {
-		runs, err := s.Journeys.OpenRuns(c.Request().Context(), k.WorkspaceID, out.ProfileID, nil)
+		runs, err := s.Journeys.OpenRuns(ctx, ws, out.ProfileID, nil)
 		if err != nil {
-			return err
+			return out, err
 		}
 		for _, r := range runs {
-			err := s.Temporal.TerminateWorkflow(c.Request().Context(), r.WorkflowID, "", "profile erased")
+			err := s.Temporal.TerminateWorkflow(ctx, r.WorkflowID, "", "profile erased")
 			var nf *serviceerror.NotFound
 			if err != nil && !errors.As(err, &nf) {
-				s.logger.ErrorContext(c.Request().Context(), "could not stop the journey run of an erased profile", "workflow_id", r.WorkflowID, "err", err)
+				s.logger.ErrorContext(ctx, "could not stop the journey run of an erased profile", "workflow_id", r.WorkflowID, "err", err)
 				continue
 			}
-			if err := s.Journeys.RecordEnd(c.Request().Context(), k.WorkspaceID, r.WorkflowID, r.RunID, "erased"); err != nil {
-				return err
+			if err := s.Journeys.RecordEnd(ctx, ws, r.WorkflowID, r.RunID, "erased"); err != nil {
+				return out, err
 			}
 			out.JourneyRuns++
 		}
 	}
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // exportProfile streams everything held about a person as one JSON document:
@@ -201,12 +226,18 @@ func (s *Server) exportProfile(c echo.Context) error {
 	if !isUUID(id) {
 		return problem(http.StatusNotFound, "No profile "+id+" in this workspace.")
 	}
-	ctx := c.Request().Context()
-	ws := keyFrom(c).WorkspaceID
 	v, err := s.profileOf(c)
 	if err != nil {
 		return err
 	}
+	return s.writeProfileExport(c, keyFrom(c).WorkspaceID, v)
+}
+
+// writeProfileExport streams the export document of a profile as a JSON
+// attachment. It holds personal data: it is never cached. The API and the
+// console's "Download this person's data" both go through it.
+func (s *Server) writeProfileExport(c echo.Context, ws string, v *profile.View) error {
+	ctx := c.Request().Context()
 	head, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -214,6 +245,7 @@ func (s *Server) exportProfile(c echo.Context) error {
 	res := c.Response()
 	res.Header().Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 	res.Header().Set(echo.HeaderContentDisposition, `attachment; filename="profile-`+v.ID+`.json"`)
+	res.Header().Set("Cache-Control", "no-store")
 	res.WriteHeader(http.StatusOK)
 	fmt.Fprintf(res, `{"exported_at":%q,"profile":%s,"events":[`, time.Now().UTC().Format(time.RFC3339), head)
 	first := true

@@ -44,6 +44,13 @@ func (s *Server) routes() []route {
 		{http.MethodPost, "/logout", public, s.page(user.RoleViewer, s.logout), false},
 		{http.MethodGet, "/profiles", public, s.page(user.RoleViewer, s.profilesPage), false},
 		{http.MethodGet, "/profiles/:id", public, s.page(user.RoleViewer, s.profilePage), false},
+		// A person's data: marketers undo merges and download it (the right of
+		// access); erasing, which cannot be undone, is for admins.
+		{http.MethodGet, "/profiles/:id/export", public, s.page(user.RoleMarketer, s.exportProfilePage), false},
+		{http.MethodGet, "/profiles/:id/merges/:mergeId/undo", public, s.page(user.RoleMarketer, s.undoMergePage), false},
+		{http.MethodPost, "/profiles/:id/merges/:mergeId/undo", public, s.page(user.RoleMarketer, s.undoMergeForm), false},
+		{http.MethodGet, "/profiles/:id/erase", public, s.page(user.RoleAdmin, s.erasePage), false},
+		{http.MethodPost, "/profiles/:id/erase", public, s.page(user.RoleAdmin, s.eraseForm), false},
 		{http.MethodGet, "/segments", public, s.page(user.RoleViewer, s.segmentsPage), false},
 		{http.MethodGet, "/segments/new", public, s.page(user.RoleViewer, s.newSegmentPage), false},
 		{http.MethodPost, "/segments/new", public, s.page(user.RoleMarketer, s.createSegmentForm), false},
