@@ -28,7 +28,7 @@ bench:
 bench-quick:
 	$(GO) run -ldflags "$(LDFLAGS)" ./bench/cmd/parcours-bench -quick
 
-## soak: the reliability scenarios with kills (R1 R2 R3 R5 R6 R20; about 20 minutes): the worker,
+## soak: the reliability scenarios with kills (R1 R2 R3 R5 R6 R12 R20; about 30 minutes): the worker,
 ## the API and Temporal killed, PostgreSQL restarted in immediate mode (everyone using that server
 ## notices); writes bench/SOAK.md and prints it. `make test` runs it at tiny sizes (bench/soak).
 soak:

@@ -57,7 +57,7 @@ func (s *Server) recordConsentEvents(ctx context.Context, ws string, changed []c
 		return
 	}
 	if s.Segments != nil {
-		moves, err := s.Segments.Refresh(ctx, ws, recorded.Changes, now)
+		moves, err := s.Segments.RefreshForJourneys(ctx, ws, recorded.Changes, now)
 		if err != nil {
 			s.logger.ErrorContext(ctx, "real-time segment update after consent changes failed", "err", err)
 		}

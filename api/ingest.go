@@ -114,7 +114,7 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 			rejects[i] = ingest.Rejection{CallType: typ, Field: field, Reason: r.Err.Reason, Raw: r.Raw, ReceivedAt: receivedAt}
 			fieldErrs[i] = FieldError{Field: field, Reason: r.Err.Reason}
 		}
-		origin := ingest.Origin{WorkspaceID: k.WorkspaceID, KeyID: k.ID, Source: source}
+		origin := ingest.Origin{WorkspaceID: k.WorkspaceID, KeyID: k.ID, Source: source, Journeys: true}
 		var res ingest.Result
 		if typ != "" && s.GroupCommit != nil {
 			res, err = s.GroupCommit.Ingest(c.Request().Context(), origin, msgs, rejects)
@@ -128,7 +128,7 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 		// are committed already; should this fail, the scheduled sweep
 		// catches up, so it is logged, not returned.
 		if s.Segments != nil {
-			moves, err := s.Segments.Refresh(c.Request().Context(), k.WorkspaceID, res.Changes, time.Now().UTC())
+			moves, err := s.Segments.RefreshForJourneys(c.Request().Context(), k.WorkspaceID, res.Changes, time.Now().UTC())
 			if err != nil {
 				s.logger.ErrorContext(c.Request().Context(), "real-time segment update failed", "err", err)
 			}
@@ -215,7 +215,7 @@ func readBody(r *http.Request, limit int) ([]byte, error) {
 		// (PostgreSQL refuses invalid UTF-8) rather than lost.
 		body = []byte(strings.ToValidUTF8(string(body), "\uFFFD"))
 	}
-	return body, nil
+	return storableEscapes(body), nil
 }
 
 func article(w string) string {

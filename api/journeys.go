@@ -3,25 +3,20 @@ package api
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/expr-lang/expr"
 	"github.com/labstack/echo/v4"
-	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
-	"go.temporal.io/sdk/client"
-	"go.temporal.io/sdk/temporal"
 	"sigs.k8s.io/yaml"
 
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/segment"
+	"github.com/parcours/parcours/pkg/trigger"
 	"github.com/parcours/parcours/workflows"
 )
 
@@ -47,9 +42,15 @@ func journeyProblem(err error) error {
 // request says so (Content-Type application/yaml, text/yaml or
 // application/x-yaml).
 func (s *Server) readDefinition(c echo.Context) (journey.Definition, error) {
-	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, 256*1024))
+	const maxDefinition = 256 * 1024
+	raw, err := io.ReadAll(io.LimitReader(c.Request().Body, maxDefinition+1))
 	if err != nil {
 		return journey.Definition{}, problem(http.StatusBadRequest, "The body could not be read.")
+	}
+	if len(raw) > maxDefinition {
+		// Read whole, it would be cut short and fail as truncated JSON.
+		return journey.Definition{}, &journey.ValidationError{Errors: []journey.FieldError{{Field: "(definition)",
+			Reason: "is larger than 256 KB; a journey needs far less (long rules belong in segments, used with in_segment)"}}}
 	}
 	if strings.Contains(c.Request().Header.Get(echo.HeaderContentType), "yaml") {
 		js, err := yaml.YAMLToJSON(raw)
@@ -185,6 +186,7 @@ func (s *Server) triggerJourneys(ctx context.Context, workspaceID string, stored
 		return err
 	}
 	var errs []error
+	var started []int64 // records whose starts were all made: their queued starts go
 	for _, ev := range stored {
 		name := ev.Message.NameOrEvent()
 		var listening []string
@@ -208,19 +210,16 @@ func (s *Server) triggerJourneys(ctx context.Context, workspaceID string, stored
 				}
 			}
 		}
-		for _, j := range live {
-			t := j.Definition.Trigger
-			if t.Type != journey.TriggerEvent || t.Event != name {
-				continue
-			}
-			rec := journey.EventRecord{Type: ev.Message.Type, Event: name, Properties: ev.Message.Properties,
-				Traits: ev.Message.Traits, Context: ev.Message.Context, Trigger: map[string]any{}}
-			if _, _, err := s.enterJourney(ctx, workspaceID, j, ev.ProfileID, ev.ID, rec); err != nil {
-				errs = append(errs, err)
-			}
+		rec := journey.EventRecord{Type: ev.Message.Type, Event: name, Properties: ev.Message.Properties,
+			Traits: ev.Message.Traits, Context: ev.Message.Context, Trigger: map[string]any{}}
+		triggered, err := s.starter().Start(ctx, workspaceID, live, journey.TriggerKindEvent, ev.ProfileID, ev.ID, rec, time.Time{})
+		if err != nil {
+			errs = append(errs, err) // the queued start stays, for the dispatcher to retry
+		} else if triggered {
+			started = append(started, ev.ID)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.Journeys.ForgetPendingStarts(ctx, workspaceID, started))...)
 }
 
 // triggerSegmentJourneys starts runs of live journeys triggered by a
@@ -234,25 +233,22 @@ func (s *Server) triggerSegmentJourneys(ctx context.Context, workspaceID string,
 		return err
 	}
 	var errs []error
+	var started []int64
 	for _, m := range moves {
-		want := journey.TriggerSegmentExited
+		name := journey.SegmentExitedEvent
 		if m.Entered {
-			want = journey.TriggerSegmentEntered
+			name = journey.SegmentEnteredEvent
 		}
-		for _, j := range live {
-			if t := j.Definition.Trigger; t.Type == want && t.Segment == m.Segment {
-				name := "Segment Exited"
-				if m.Entered {
-					name = "Segment Entered"
-				}
-				rec := journey.EventRecord{Type: "track", Event: name, Properties: map[string]any{"segment": m.Segment}}
-				if _, _, err := s.enterJourney(ctx, workspaceID, j, m.ProfileID, 0, rec); err != nil {
-					errs = append(errs, err)
-				}
-			}
+		// The move's timeline record keys the run (segment.RefreshForJourneys).
+		rec := journey.EventRecord{Type: "track", Event: name, Properties: map[string]any{"segment": m.Segment}}
+		triggered, err := s.starter().Start(ctx, workspaceID, live, journey.TriggerKindSegment, m.ProfileID, m.EventID, rec, time.Time{})
+		if err != nil {
+			errs = append(errs, err)
+		} else if triggered && m.EventID != 0 {
+			started = append(started, m.EventID)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, s.Journeys.ForgetPendingStarts(ctx, workspaceID, started))...)
 }
 
 // listensTo lists the event names a journey's runs wait for or end on.
@@ -272,108 +268,15 @@ func listensTo(d journey.Definition) []string {
 	return out
 }
 
-// enterJourney applies a journey's trigger filter, entry filter and
-// re-entry policy to a record, and starts the run with SignalWithStart on a
-// deterministic workflow id, so that duplicate triggers never start twice.
+// enterJourney enters one profile into one live journey (trigger.Starter).
 // It answers the run's workflow id, or why the profile did not enter.
 func (s *Server) enterJourney(ctx context.Context, workspaceID string, j journey.Live, profileID string, eventID int64, rec journey.EventRecord) (wid, why string, err error) {
-	d := j.Definition
-	if d.Trigger.Filter != "" {
-		prog, err := journey.CompileEventRule(d.Trigger.Filter)
-		if err != nil {
-			return "", "", err
-		}
-		if out, err := expr.Run(prog, rec); err != nil || out != true {
-			return "", "the trigger filter does not match", nil
-		}
-	}
-	now := time.Now().UTC()
-	if d.Entry.Filter != "" {
-		ok, err := s.Segments.EvaluateRule(ctx, workspaceID, profileID, d.Entry.Filter, now)
-		if err != nil || !ok {
-			return "", "the entry filter does not match this profile", err
-		}
-	}
-	key := ""
-	if d.Trigger.CorrelationKey != "" {
-		v := lookupPath(rec, d.Trigger.CorrelationKey)
-		if v == "" {
-			return "", "the record has no " + d.Trigger.CorrelationKey, nil // nothing to correlate, no run
-		}
-		key = v
-	}
-	reuse := enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE
-	switch d.Entry.ReEntry {
-	case journey.ReEntryEveryTime:
-		switch {
-		case key != "":
-		case eventID != 0:
-			key = "e" + strconv.FormatInt(eventID, 10)
-		default: // a segment entry: each one is a new run
-			key = "t" + strconv.FormatInt(time.Now().UnixNano(), 36)
-		}
-	case journey.ReEntryOnce:
-		reuse = enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE
-		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, profileID); err != nil || last != nil {
-			return "", "the profile entered this journey before (entry: once)", err
-		}
-	case journey.ReEntryAfterCooldown:
-		cool, _ := journey.ParseDuration(d.Entry.Cooldown) // validated at save
-		if last, err := s.Journeys.LastEntry(ctx, workspaceID, j.ID, profileID); err != nil || (last != nil && now.Sub(*last) < cool) {
-			return "", "the profile entered this journey less than " + d.Entry.Cooldown + " ago (cooldown)", err
-		}
-	}
-	wid = workflows.JourneyRunID(workspaceID, j.ID, profileID, key)
-	run, err := s.Temporal.SignalWithStartWorkflow(ctx, wid, workflows.EventSignal,
-		workflows.EventSignalPayload{EventID: eventID, Name: rec.Event},
-		client.StartWorkflowOptions{
-			ID:                    wid,
-			TaskQueue:             s.TaskQueue,
-			WorkflowIDReusePolicy: reuse,
-			TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.SAWorkspace.ValueSet(workspaceID), workflows.SAJourney.ValueSet(j.ID),
-				workflows.SAProfile.ValueSet(profileID), workflows.SAVersion.ValueSet(int64(j.Version))),
-			Memo: map[string]any{"journey": d.Name},
-		},
-		workflows.JourneyWorkflow, workflows.JourneyInput{
-			WorkspaceID: workspaceID, JourneyID: j.ID, Version: j.Version, ProfileID: profileID, TriggerEventID: eventID,
-		})
-	var started *serviceerror.WorkflowExecutionAlreadyStarted
-	if errors.As(err, &started) {
-		return "", "the profile entered this journey before (entry: once)", nil
-	}
-	if err != nil {
-		return "", "", fmt.Errorf("start journey %s for profile %s: %w", j.ID, profileID, err)
-	}
-	// The run is recorded now, not only when its first activity runs: a
-	// record that follows at once (the order right after the cart) must
-	// find the run to be signalled. The workflow records it again, harmlessly.
-	return wid, "", s.Journeys.RecordEntry(ctx, workspaceID, wid, run.GetRunID(), j.ID, j.Version, profileID)
+	return s.starter().Enter(ctx, workspaceID, j, profileID, eventID, rec, time.Time{})
 }
 
-// lookupPath reads properties.a.b from a record as text.
-func lookupPath(r journey.EventRecord, path string) string {
-	parts := strings.Split(path, ".")
-	var cur any
-	switch parts[0] {
-	case "properties":
-		cur = r.Properties
-	case "traits":
-		cur = r.Traits
-	case "context":
-		cur = r.Context
-	}
-	for _, p := range parts[1:] {
-		m, ok := cur.(map[string]any)
-		if !ok {
-			return ""
-		}
-		cur = m[p]
-	}
-	if cur == nil {
-		return ""
-	}
-	return fmt.Sprint(cur)
+// starter starts runs with the API's Temporal client and stores.
+func (s *Server) starter() *trigger.Starter {
+	return &trigger.Starter{Temporal: s.Temporal, TaskQueue: s.TaskQueue, Journeys: s.Journeys, Segments: s.Segments}
 }
 
 // listScenarios lists the built-in journey scenarios.

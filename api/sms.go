@@ -167,7 +167,7 @@ func (s *Server) recordDeliveryProfileEvents(ctx context.Context, ws string, pes
 		return 0, err
 	}
 	if s.Segments != nil {
-		moves, err := s.Segments.Refresh(ctx, ws, recorded.Changes, time.Now().UTC())
+		moves, err := s.Segments.RefreshForJourneys(ctx, ws, recorded.Changes, time.Now().UTC())
 		if err != nil {
 			s.logger.ErrorContext(ctx, "real-time segment update after delivery events failed", "err", err)
 		}

@@ -87,8 +87,8 @@ func startJourneyRig(ctx context.Context, databaseURL string, a *parcoursAPI, sl
 		Subject: "Hello {{ profile.traits.first_name }}", HTML: "<p>Hello {{ profile.traits.first_name }}</p>", Text: "Hello"}); err != nil {
 		return nil, err
 	}
-	r.w = sdkworker.New(r.c, journeyQueue, sdkworker.Options{})
-	worker.Register(r.w, &activities.Activities{Pool: r.pool, Segments: segment.NewStore(r.pool, time.Second),
+	// The worker as `parcours worker` builds it (its options, e.g. pollers).
+	r.w = worker.New(r.c, journeyQueue, &activities.Activities{Pool: r.pool, Segments: segment.NewStore(r.pool, time.Second),
 		Journeys: journey.NewStore(r.pool, time.Second), Ingest: ingest.NewStore(r.pool), Ledger: ledger})
 	if err := r.w.Start(); err != nil {
 		return nil, fmt.Errorf("start Temporal worker: %w", err)

@@ -42,7 +42,29 @@ const (
 	// changeSendPolicy: a send a frequency cap or quiet hours deferred
 	// waits until the time the ledger gave, then sends again.
 	changeSendPolicy = "send-policy"
+	// changeLeanRun: a run costs Temporal fewer tasks. Its bookkeeping and
+	// quick database round trips (loading its version; recording its
+	// entry, steps, end and conversion; evaluating conditions; reading a
+	// profile's time zone or date; updating its traits) are local
+	// activities, run by the worker inside the workflow task that needs
+	// them, instead of an activity task and one more workflow task each;
+	// sends stay activities (a provider call, its own timeout and
+	// retries). And it upserts search attributes (each a visibility write)
+	// only where they can be seen: not those its start already carries,
+	// and ParcoursStep only at the steps a run stays at (see enter).
+	changeLeanRun = "lean-run"
+	// changeHistoryBound: a run also continues as new when its history
+	// passes historyBound events, and a send deferred again and again
+	// (a cap that stays full) continues as new too, not only a wait
+	// receiving records.
+	changeHistoryBound = "history-bound"
 )
+
+// historyBound is the history length, in events, past which a run hands
+// over to a fresh one at its next chance: a twentieth of Temporal's hard
+// limit (51,200 events, where it terminates the run), below the 4,096 at
+// which the server suggests it, whatever the server's settings.
+const historyBound = 2000
 
 // JourneyRunID builds a run's workflow id from its business key. key is the
 // correlation value (e.g. the cart id), or the entry number for journeys
@@ -124,6 +146,8 @@ type journeyRun struct {
 	goalEventID int64
 	lastSendKey string
 	lastSendAt  string
+	// lean is set for runs started since changeLeanRun.
+	lean bool
 	// resume is the continued run's state until its wait is resumed;
 	// pending the records to handle before new ones; signals counts the
 	// records received (continue-as-new after in.MaxSignals); carry is set
@@ -161,11 +185,9 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 		return JourneyResult{}, err
 	}
 	var a *activities.Activities
-	load := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
-		// Database reads: quick, retried until the database is back.
-		StartToCloseTimeout: 30 * time.Second,
-	})
-	if err := workflow.ExecuteActivity(load, a.LoadJourneyVersion, activities.JourneyVersionInput{
+	// Decided once, before the run's first command, for the whole run.
+	r.lean = workflow.GetVersion(ctx, changeLeanRun, workflow.DefaultVersion, 1) == 1
+	if err := r.quick(ctx, a.LoadJourneyVersion, activities.JourneyVersionInput{
 		WorkspaceID: in.WorkspaceID, JourneyID: in.JourneyID, Version: in.Version,
 	}).Get(ctx, &r.def); err != nil {
 		return JourneyResult{}, err
@@ -173,19 +195,23 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 	info := workflow.GetInfo(ctx).WorkflowExecution
 	if in.Resume != nil {
 		// A continuation: the run's row follows it to its new run id.
-		if err := workflow.ExecuteActivity(load, a.ContinueJourneyRun, activities.ContinueRunInput{
+		if err := r.quick(ctx, a.ContinueJourneyRun, activities.ContinueRunInput{
 			WorkspaceID: in.WorkspaceID, WorkflowID: info.ID, PrevRunID: in.Resume.PrevRunID, RunID: info.RunID,
 		}).Get(ctx, nil); err != nil {
 			return JourneyResult{}, err
 		}
-	} else if err := workflow.ExecuteActivity(load, a.RecordJourneyEntry, activities.JourneyEntryInput{
+	} else if err := r.quick(ctx, a.RecordJourneyEntry, activities.JourneyEntryInput{
 		WorkspaceID: in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, JourneyID: in.JourneyID, Version: in.Version, ProfileID: in.ProfileID,
 	}).Get(ctx, nil); err != nil {
 		return JourneyResult{}, err
 	}
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SAWorkspace.ValueSet(in.WorkspaceID), SAJourney.ValueSet(in.JourneyID),
-		SAProfile.ValueSet(in.ProfileID), SAVersion.ValueSet(int64(in.Version))); err != nil {
-		return JourneyResult{}, err
+	// A new run's start carries these (trigger.Starter); a continuation
+	// sets them again, for the profile it may have been merged into.
+	if !r.lean || in.Resume != nil {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, SAWorkspace.ValueSet(in.WorkspaceID), SAJourney.ValueSet(in.JourneyID),
+			SAProfile.ValueSet(in.ProfileID), SAVersion.ValueSet(int64(in.Version))); err != nil {
+			return JourneyResult{}, err
+		}
 	}
 	r.nodes = map[string]*journey.Node{}
 	for i := range r.def.Nodes {
@@ -240,9 +266,8 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 	// recorded history).
 	if r.ended == "goal" && workflow.GetVersion(ctx, changeGoalConversion, workflow.DefaultVersion, 1) == 1 {
 		var a *activities.Activities
-		rec := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
 		info := workflow.GetInfo(ctx).WorkflowExecution
-		if err := workflow.ExecuteActivity(rec, a.RecordConversion, activities.ConversionInput{
+		if err := r.quick(ctx, a.RecordConversion, activities.ConversionInput{
 			WorkspaceID: in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, JourneyID: in.JourneyID, Version: in.Version,
 			ProfileID: r.in.ProfileID, EventID: r.goalEventID, DeliveryKey: r.lastSendKey, NodeID: r.lastSendAt,
 		}).Get(ctx, nil); err != nil {
@@ -253,24 +278,28 @@ func Journey(ctx workflow.Context, in JourneyInput) (JourneyResult, error) {
 	return result, nil
 }
 
-// enter records the node: search attribute for the Temporal UI, row for reports.
+// enter records the node: search attribute for the Temporal UI, row for
+// reports. A lean run sets ParcoursStep only at the steps it stays at (a
+// wait, a send, which end the workflow task); it leaves the others
+// (branch, split, profile update, exit) within the same workflow task,
+// where their upsert would be overwritten before anyone could see it.
 func (r *journeyRun) enter(ctx workflow.Context, node string) error {
-	if err := workflow.UpsertTypedSearchAttributes(ctx, SAStep.ValueSet(node)); err != nil {
-		return err
+	if !r.lean || stays(r.nodes[node]) {
+		if err := workflow.UpsertTypedSearchAttributes(ctx, SAStep.ValueSet(node)); err != nil {
+			return err
+		}
 	}
 	var a *activities.Activities
-	rec := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
 	info := workflow.GetInfo(ctx).WorkflowExecution
-	return workflow.ExecuteActivity(rec, a.RecordJourneyStep, activities.JourneyStepInput{
+	return r.quick(ctx, a.RecordJourneyStep, activities.JourneyStepInput{
 		WorkspaceID: r.in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, Node: node,
 	}).Get(ctx, nil)
 }
 
 func (r *journeyRun) finish(ctx workflow.Context, reason string) {
 	var a *activities.Activities
-	rec := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
 	info := workflow.GetInfo(ctx).WorkflowExecution
-	_ = workflow.ExecuteActivity(rec, a.RecordJourneyEnd, activities.JourneyEndInput{
+	_ = r.quick(ctx, a.RecordJourneyEnd, activities.JourneyEndInput{
 		WorkspaceID: r.in.WorkspaceID, WorkflowID: info.ID, RunID: info.RunID, Reason: reason,
 	}).Get(ctx, nil)
 }
@@ -293,8 +322,7 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		if n.Until != "" {
 			// Until a time of day in the profile's time zone: an activity
 			// reads the zone and answers how long to wait from now.
-			at := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
-			if err := workflow.ExecuteActivity(at, a.UntilTimeOfDay, activities.UntilInput{
+			if err := r.quick(ctx, a.UntilTimeOfDay, activities.UntilInput{
 				WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Until: n.Until, Weekdays: n.Weekdays, Now: workflow.Now(ctx),
 			}).Get(ctx, &d); err != nil {
 				return "", err
@@ -303,9 +331,8 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		if n.Date != "" {
 			// Until a date the profile holds (renewal, birthday) ± offset:
 			// the activity reads it, only the wait enters history.
-			at := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
 			var until activities.UntilDateResult
-			if err := workflow.ExecuteActivity(at, a.UntilProfileDate, activities.UntilDateInput{
+			if err := r.quick(ctx, a.UntilProfileDate, activities.UntilDateInput{
 				WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Date: n.Date, Offset: n.Offset, EveryYear: n.EveryYear, Now: workflow.Now(ctx),
 			}).Get(ctx, &until); err != nil {
 				return "", err
@@ -337,10 +364,9 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		}
 		return n.OnTimeout, nil
 	case journey.NodeBranch:
-		eval := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
 		for _, b := range n.Branches {
 			var ok bool
-			err := workflow.ExecuteActivity(eval, a.EvaluateProfileRule, activities.ProfileRuleInput{
+			err := r.quick(ctx, a.EvaluateProfileRule, activities.ProfileRuleInput{
 				WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Rule: b.Condition, AsOf: workflow.Now(ctx),
 			}).Get(ctx, &ok)
 			if err != nil {
@@ -365,8 +391,7 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		}
 		return n.Variants[len(n.Variants)-1].Next, nil
 	case journey.NodeUpdateProfile:
-		upd := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
-		err := workflow.ExecuteActivity(upd, a.UpdateProfileTraits, activities.UpdateTraitsInput{
+		err := r.quick(ctx, a.UpdateProfileTraits, activities.UpdateTraitsInput{
 			WorkspaceID: r.in.WorkspaceID, ProfileID: r.in.ProfileID, Traits: n.Traits,
 			Reason: "journey/" + r.in.JourneyID + "/" + n.ID,
 		}).Get(ctx, nil)
@@ -401,6 +426,11 @@ func (r *journeyRun) step(ctx workflow.Context, n *journey.Node) (string, error)
 		for err == nil && out.Status == activities.StatusDeferred &&
 			workflow.GetVersion(ctx, changeSendPolicy, workflow.DefaultVersion, 1) == 1 {
 			r.wait(ctx, max(out.DeferredUntil.Sub(workflow.Now(ctx)), time.Second), "")
+			if r.carry == nil && r.ended == "" && r.historyLong(ctx) {
+				// Deferred again and again (a cap others keep full): each
+				// round adds to the history, so hand over.
+				r.handOver(ctx)
+			}
 			if r.carry != nil {
 				return "", errContinueAsNew // the continuation sends again
 			}
@@ -469,11 +499,7 @@ func (r *journeyRun) wait(ctx workflow.Context, d time.Duration, event string, m
 			sel.Select(ctx)
 		}
 		if r.ended == "" && !got && !fired && r.continueAsNew(ctx) {
-			r.carry = &JourneyResume{
-				PrevRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Node: r.state.Node, Path: r.state.Path,
-				Entered: r.entered, WaitUntil: r.state.Until, LastSendKey: r.lastSendKey, LastSendAt: r.lastSendAt,
-				Pending: append([]EventSignalPayload(nil), r.pending...),
-			}
+			r.handOver(ctx)
 			return false
 		}
 		switch {
@@ -489,17 +515,40 @@ func (r *journeyRun) wait(ctx workflow.Context, d time.Duration, event string, m
 
 // continueAsNew says whether a waiting run should hand over to a fresh run
 // (its history grows with every record it receives): after in.MaxSignals
-// records, or when the server suggests it.
+// records, when the server suggests it, or past historyBound events.
 func (r *journeyRun) continueAsNew(ctx workflow.Context) bool {
 	max := r.in.MaxSignals
 	if max <= 0 {
 		max = 1000
 	}
-	if r.signals < max && !workflow.GetInfo(ctx).GetContinueAsNewSuggested() {
+	// Added while runs were in flight: runs recorded before replay as they were.
+	if (r.signals >= max || workflow.GetInfo(ctx).GetContinueAsNewSuggested()) &&
+		workflow.GetVersion(ctx, changeContinueAsNew, workflow.DefaultVersion, 1) == 1 {
+		return true
+	}
+	return r.historyLong(ctx)
+}
+
+// historyLong says whether the run's history has passed historyBound
+// events, or the server suggests continuing as new. Added while runs were
+// in flight (changeHistoryBound): histories recorded before replay as they
+// were.
+func (r *journeyRun) historyLong(ctx workflow.Context) bool {
+	info := workflow.GetInfo(ctx)
+	if info.GetCurrentHistoryLength() < historyBound && !info.GetContinueAsNewSuggested() {
 		return false
 	}
-	// Added while runs were in flight: runs recorded before replay as they were.
-	return workflow.GetVersion(ctx, changeContinueAsNew, workflow.DefaultVersion, 1) == 1
+	return workflow.GetVersion(ctx, changeHistoryBound, workflow.DefaultVersion, 1) == 1
+}
+
+// handOver sets what the continuation needs: where the run is, what it
+// waits for and until when, what it sent, and the records left to handle.
+func (r *journeyRun) handOver(ctx workflow.Context) {
+	r.carry = &JourneyResume{
+		PrevRunID: workflow.GetInfo(ctx).WorkflowExecution.RunID, Node: r.state.Node, Path: r.state.Path,
+		Entered: r.entered, WaitUntil: r.state.Until, LastSendKey: r.lastSendKey, LastSendAt: r.lastSendAt,
+		Pending: append([]EventSignalPayload(nil), r.pending...),
+	}
 }
 
 // resumedWait answers the time left of the wait a continued run was in.
@@ -541,14 +590,42 @@ func (r *journeyRun) matches(ctx workflow.Context, rule string, ev EventSignalPa
 		return true
 	}
 	var a *activities.Activities
-	eval := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 30 * time.Second})
 	var ok bool
-	if err := workflow.ExecuteActivity(eval, a.MatchEvent, activities.MatchEventInput{
+	if err := r.quick(ctx, a.MatchEvent, activities.MatchEventInput{
 		WorkspaceID: r.in.WorkspaceID, Rule: rule, EventID: ev.EventID, TriggerEventID: r.in.TriggerEventID,
 	}).Get(ctx, &ok); err != nil {
 		return false
 	}
 	return ok
+}
+
+// stays says whether a run can stay at a node beyond the workflow task
+// that enters it: a wait, or a send (its activity).
+func stays(n *journey.Node) bool {
+	if n == nil {
+		return true
+	}
+	switch n.Type {
+	case journey.NodeWait, journey.NodeWaitForEvent, journey.NodeSend, journey.NodeWebhook:
+		return true
+	}
+	return false
+}
+
+// quick runs a bookkeeping write or a quick read (a database round trip):
+// a local activity in lean runs (changeLeanRun), a regular activity in
+// runs started before (their histories say so). Either way it is retried
+// until the database is back, and the activities are idempotent (Temporal
+// runs both kinds at least once).
+func (r *journeyRun) quick(ctx workflow.Context, activity, input any) workflow.Future {
+	if r.lean {
+		return workflow.ExecuteLocalActivity(workflow.WithLocalActivityOptions(ctx, workflow.LocalActivityOptions{
+			StartToCloseTimeout: 30 * time.Second,
+		}), activity, input)
+	}
+	return workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+	}), activity, input)
 }
 
 func asApplicationError(err error, target **temporal.ApplicationError) bool {

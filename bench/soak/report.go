@@ -119,7 +119,7 @@ func (rep *Report) Markdown(w io.Writer) error {
 	rep.Table(&b)
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "Sends are counted from the fake provider's log; *unknown* are deliveries a killed worker left between the provider's answer and the ledger (docs/delivery.md: marketing is then not sent again). "+
-		"*Requests refused*: by the API (5xx, connection refused or reset) in R5 and R20; by the fake provider (429, 500, 400, dropped connection) in R2 and R3.")
+		"*Requests refused*: by the API (5xx, connection refused or reset) in R5 and R20, and in R12, where it must be 0 (its 4xx answers to hostile bodies are in its figures); by the fake provider (429, 500, 400, dropped connection) in R2 and R3.")
 	fmt.Fprintln(&b)
 	for _, r := range rep.Rows {
 		fmt.Fprintf(&b, "**%s** %s — %s in %s.", r.ID, r.Scenario, strings.Trim(r.Verdict(), "*"), r.Took.Round(time.Second))

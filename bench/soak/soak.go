@@ -19,6 +19,7 @@
 //	R3   a 429 storm with a reset time, then 500s, then a permanent 400 for one address
 //	R5   200 events/s while the API is killed and PostgreSQL restarted in immediate mode
 //	R6   kill -9 the Temporal server with timers and activities in flight
+//	R12  seeded fuzzing of the ingestion and batch endpoints: no 5xx, bounded memory
 //	R20  a bounded soak: events, journey starts and sends per second, the worker killed every minute
 package soak
 
@@ -55,10 +56,12 @@ type Sizes struct {
 	R20Events, R20Starts   int
 	R20Duration            time.Duration
 	R20KillEvery, R20Drain time.Duration
+	// R12: how long hostile bodies are sent to the ingestion endpoints.
+	R12Duration time.Duration
 }
 
-// Full are the sizes of `make soak`: about 20 minutes, R20 being 10. R20
-// asks the issue's 300 events/s but 3 journey starts/s, not 20: on the
+// Full are the sizes of `make soak`: about 30 minutes, R20 and R12 being 10
+// each. R20 asks the issue's 300 events/s but 3 journey starts/s, not 20: on the
 // shared 2-core machine it was written on, the dev Temporal server (SQLite,
 // one connection) and one worker complete about 4 welcome runs a second,
 // so at 20 the backlog grows for as long as the load lasts
@@ -71,22 +74,25 @@ var Full = Sizes{
 	R5Rate: 200, R5Duration: 60 * time.Second,
 	R6Runs: 20, R6Kills: 3,
 	R20Events: 300, R20Starts: 3, R20Duration: 10 * time.Minute, R20KillEvery: time.Minute, R20Drain: 2 * time.Minute,
+	R12Duration: 10 * time.Minute,
 }
 
 // Quick are the sizes of the Go test that keeps the rig from rotting: R1
 // with three runs and one kill (during the wait, where no activity waits
-// for its timeout), R6 once. Under a minute on 2 cores, build included.
+// for its timeout), R6 once, R12 for five seconds. Under a minute on 2
+// cores, build included.
 var Quick = Sizes{
 	Name:   "quick",
 	R1Runs: 3, R1Kills: 1, R1Moments: []Moment{DuringWait},
 	R6Runs: 3, R6Kills: 1,
+	R12Duration: 5 * time.Second,
 }
 
 // IDs are the scenarios this rig runs, in order.
-var IDs = []string{"R1", "R2", "R3", "R5", "R6", "R20"}
+var IDs = []string{"R1", "R2", "R3", "R5", "R6", "R12", "R20"}
 
 // QuickIDs are the scenarios of -quick.
-var QuickIDs = []string{"R1", "R6"}
+var QuickIDs = []string{"R1", "R6", "R12"}
 
 // Config says what to run and where.
 type Config struct {
@@ -145,7 +151,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	log.Info("rig ready", "dir", rig.Dir, "api", rig.APIURL, "took", rep.Setup.Round(time.Millisecond))
 
 	scenarios := map[string]func(context.Context, *Rig, Config) Row{
-		"R1": runR1, "R2": runR2, "R3": runR3, "R5": runR5, "R6": runR6, "R20": runR20,
+		"R1": runR1, "R2": runR2, "R3": runR3, "R5": runR5, "R6": runR6, "R12": runR12, "R20": runR20,
 	}
 	for _, id := range IDs {
 		if !slices.Contains(ids, id) {

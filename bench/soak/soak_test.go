@@ -16,8 +16,9 @@ import (
 // TestQuickSoak runs the rig at tiny sizes, as `make test` does, so that it
 // never rots: the binary built and run as separate processes, the worker
 // killed during the runs' wait (R1: 3 runs, 1 kill) and the Temporal server
-// killed with a timer and a send in flight (R6, once). Each scenario must
-// hold — every run completed, every email sent exactly once — and its
+// killed with a timer and a send in flight (R6, once), and five seconds of
+// hostile bodies on the ingestion endpoints (R12). Each scenario must hold
+// — every run completed, every email sent exactly once, no 5xx — and its
 // figures must show the faults really happened.
 func TestQuickSoak(t *testing.T) {
 	if testing.Short() {
@@ -40,12 +41,19 @@ func TestQuickSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", md.String())
-	if len(rep.Rows) != 2 {
-		t.Fatalf("want R1 and R6, got %d rows", len(rep.Rows))
+	if len(rep.Rows) != 3 {
+		t.Fatalf("want R1, R6 and R12, got %d rows", len(rep.Rows))
 	}
 	for _, r := range rep.Rows {
 		if !r.Pass() {
 			t.Errorf("%s must hold: %s\nlogs kept in %s", r.ID, strings.Join(r.Problems, "; "), rep.RunDir)
+		}
+		if r.ID == "R12" {
+			// Hostile bodies were sent and answered, none with a 5xx.
+			if figures := strings.Join(r.Figures, " "); r.Refused != 0 || !strings.Contains(figures, "refused 4xx") || !strings.Contains(figures, ", 0 5xx") {
+				t.Errorf("R12: refused %d, figures %q", r.Refused, figures)
+			}
+			continue
 		}
 		// The faults happened and the figures count real traffic.
 		if r.Kills != 1 {

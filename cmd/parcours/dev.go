@@ -172,6 +172,9 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	// Segment webhooks are posted from the worker side; stopped before it.
 	stopHooks := startSegmentWebhooks(ctx, cfg, pool, ledger, logger)
 	defer stopHooks()
+	// Journey starts the API could not make, likewise.
+	stopTriggers := startJourneyTriggers(ctx, cfg, pool, tc, logger)
+	defer stopTriggers()
 	apiSrv, err := startAPI(cfg, pool, tc, uiURL, logger, withDevMailbox(mailbox))
 	if err != nil {
 		return err

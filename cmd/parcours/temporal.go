@@ -5,7 +5,9 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 
 	"github.com/parcours/parcours/pkg/config"
 	"github.com/parcours/parcours/pkg/devserver"
@@ -33,6 +35,13 @@ func runTemporal(ctx context.Context, cfg config.Config, args []string, stdout, 
 		return fmt.Errorf("usage: parcours temporal [--data-dir DIR] [--port 7233] [--ui-port 0] [--ip 127.0.0.1]")
 	}
 	logger := newLogger(cfg, stderr)
+	if os.Getenv("GOGC") == "" {
+		// The server allocates a lot per task; a heap allowed to grow to
+		// five times the live data (not twice) collects less often. This
+		// process is Temporal alone, for tests and the soak rig: memory is
+		// cheaper there than CPU (docs/operations.md#reliability-make-soak).
+		debug.SetGCPercent(400)
+	}
 	t, err := devserver.StartTemporal(ctx, devserver.TemporalOptions{
 		DataDir:   cfg.DataDir,
 		IP:        *ip,

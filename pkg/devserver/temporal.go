@@ -102,6 +102,14 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
 			// crash can lose the last transactions. Fine for a dev server.
 			"synchronous":  "1",
 			"busy_timeout": "10000",
+			// A 64 MiB page cache (the default is 2 MiB) and the file mapped
+			// in memory: Temporal reads its rows back at every task, and
+			// reading them from SQLite's cache costs no system call. With
+			// the larger GC target of `parcours temporal`, 12% less CPU per
+			// journey run on the soak rig.
+			"cache_size": "-65536",
+			"mmap_size":  "268435456",
+			"temp_store": "2",
 		},
 		// One connection, as Temporal's own dev server does: SQLite has a
 		// single writer, and several connections only trade throughput for

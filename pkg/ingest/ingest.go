@@ -43,6 +43,11 @@ type Origin struct {
 	WorkspaceID string
 	KeyID       string
 	Source      string
+	// Journeys says the records may start journeys: those that trigger a
+	// live journey are queued for it in the transaction that stores them
+	// (journey_triggers). The API's ingestion sets it; imports and replays
+	// of history leave it false.
+	Journeys bool
 }
 
 // Result reports what a call did.
@@ -358,11 +363,8 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 	for i, m := range fresh {
 		evIDs[i], evProfiles[i] = freshIDs[m], eventProfile[i]
 	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE events e SET profile_id = x.p::uuid, origin_profile_id = x.p::uuid
-		FROM unnest($2::bigint[], $3::text[]) AS x(id, p)
-		WHERE e.workspace_id = $1 AND e.id = x.id`, o.WorkspaceID, evIDs, evProfiles); err != nil {
-		return res, fmt.Errorf("link events to profiles: %w", err)
+	if err := linkEvents(ctx, tx, o.WorkspaceID, evIDs, evProfiles, o.Journeys); err != nil {
+		return res, err
 	}
 	res.Changes = changes(fresh, eventProfile, profiles)
 	for i, m := range fresh {

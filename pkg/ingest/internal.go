@@ -92,11 +92,9 @@ func ingestInternalTx(ctx context.Context, tx pgx.Tx, workspaceID string, evs []
 	if len(evIDs) == 0 {
 		return res, nil
 	}
-	if _, err := tx.Exec(ctx, `
-		UPDATE events e SET profile_id = x.p::uuid, origin_profile_id = x.p::uuid
-		FROM unnest($2::bigint[], $3::text[]) AS x(id, p)
-		WHERE e.workspace_id = $1 AND e.id = x.id`, workspaceID, evIDs, evProfiles); err != nil {
-		return res, fmt.Errorf("link internal events to profiles: %w", err)
+	// Internal records (a reply, a consent change) start journeys like any.
+	if err := linkEvents(ctx, tx, workspaceID, evIDs, evProfiles, true); err != nil {
+		return res, fmt.Errorf("internal events: %w", err)
 	}
 	res.Changes = internalChanges(res.Stored)
 	return res, nil

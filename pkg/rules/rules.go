@@ -8,6 +8,7 @@ package rules
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/expr-lang/expr"
@@ -21,6 +22,12 @@ const MaxLength = 4000
 
 // maxNodes caps a rule's size once parsed, so that no rule is costly to run.
 const maxNodes = 500
+
+// MaxRange caps the numbers a range written with literal bounds (1..10)
+// may hold. Evaluation builds the whole range, and expr's memory budget
+// (a million elements) would fail a bigger one at every evaluation: a rule
+// that can never run is refused when it is saved instead.
+const MaxRange = 10000
 
 // Error locates what is wrong in a rule, for an editor to point at.
 type Error struct {
@@ -73,7 +80,137 @@ func Compile(src string, env any, vocabulary string, extra ...expr.Option) (*vm.
 	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.NilNode, *ast.ArrayNode, *ast.MapNode:
 		return nil, &Error{Line: 1, Column: 1, Message: "the rule must be a condition (true or false), e.g. " + exampleFor(vocabulary)}
 	}
+	if err := checkRanges(src, prog.Node()); err != nil {
+		return nil, err
+	}
+	if err := checkLoops(src, prog.Node()); err != nil {
+		return nil, err
+	}
 	return prog, nil
+}
+
+// scanningFunctions are the segment functions that go through the
+// profile's events: called inside a loop, each item would scan them all
+// again (and they give the same answer for every item).
+var scanningFunctions = []string{"count", "sum", "performed", "last", "opened", "clicked"}
+
+// checkLoops keeps evaluation linear in the size of the data: expr's memory
+// budget stops big ranges and results, but not a loop nested in another
+// over independent lists (tags × tags is quadratic). Inside a loop, a loop
+// may only go through the current item's own list (#.items), and neither
+// the event functions nor `in` over a list of the profile may be used.
+func checkLoops(src string, root ast.Node) error {
+	// Every node inside a loop's predicate, nested loops' included.
+	inLoop := map[ast.Node]bool{}
+	ast.Walk(&root, visitFunc(func(n ast.Node) {
+		if p, ok := n.(*ast.PredicateNode); ok {
+			ast.Walk(&p.Node, visitFunc(func(c ast.Node) { inLoop[c] = true }))
+		}
+	}))
+	var err error
+	ast.Walk(&root, visitFunc(func(n ast.Node) {
+		if err != nil || !inLoop[n] {
+			return
+		}
+		switch x := n.(type) {
+		case *ast.BuiltinNode:
+			if isLoop(x) && len(x.Arguments) > 0 && !fromCurrentItem(x.Arguments[0]) {
+				err = ErrorAt(src, x, x.Name+" inside another loop may only go through the current item's own list, e.g. any(#.items, {...}): "+
+					"going through a whole list for every item takes too long on large profiles")
+			}
+		case *ast.CallNode:
+			if id, ok := x.Callee.(*ast.IdentifierNode); ok && slices.Contains(scanningFunctions, id.Value) {
+				err = ErrorAt(src, x, id.Value+" gives the same answer for every item of a loop: use it outside the loop")
+			}
+		case *ast.BinaryNode:
+			if x.Operator == "in" && !fromCurrentItem(x.Right) && !constantList(x.Right) {
+				err = ErrorAt(src, x, "`in` a list of the profile inside a loop goes through the whole list for every item: "+
+					"write the values, e.g. # in [\"a\", \"b\"], or test the list once outside the loop")
+			}
+		}
+	}))
+	return err
+}
+
+func isLoop(b *ast.BuiltinNode) bool {
+	for _, a := range b.Arguments {
+		if _, ok := a.(*ast.PredicateNode); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// visitFunc adapts a function to ast.Visitor.
+type visitFunc func(ast.Node)
+
+func (f visitFunc) Visit(n *ast.Node) { f(*n) }
+
+// fromCurrentItem reports whether n reads the loop's current item (#,
+// #.items, #.a.b[0]).
+func fromCurrentItem(n ast.Node) bool {
+	for {
+		switch x := n.(type) {
+		case *ast.PointerNode:
+			return x.Name == ""
+		case *ast.MemberNode:
+			n = x.Node
+		case *ast.ChainNode:
+			n = x.Node
+		default:
+			return false
+		}
+	}
+}
+
+// constantList reports whether n is a list written in the rule: literal
+// values, or a range with literal bounds (MaxRange at most).
+func constantList(n ast.Node) bool {
+	switch x := n.(type) {
+	case *ast.ArrayNode, *ast.ConstantNode, *ast.StringNode, *ast.MapNode:
+		return true
+	case *ast.BinaryNode:
+		_, ok1 := literalInt(x.Left)
+		_, ok2 := literalInt(x.Right)
+		return x.Operator == ".." && ok1 && ok2
+	}
+	return false
+}
+
+// checkRanges refuses a range with literal bounds that holds more than
+// MaxRange numbers (a range computed from data is bounded when it runs).
+func checkRanges(src string, root ast.Node) error {
+	var err error
+	ast.Walk(&root, visitFunc(func(n ast.Node) {
+		b, ok := n.(*ast.BinaryNode)
+		if !ok || b.Operator != ".." || err != nil {
+			return
+		}
+		from, ok1 := literalInt(b.Left)
+		to, ok2 := literalInt(b.Right)
+		if !ok1 || !ok2 {
+			return
+		}
+		// Compared as floats: to-from of two int64 literals can overflow.
+		if size := float64(to) - float64(from) + 1; size > MaxRange {
+			err = ErrorAt(src, b, fmt.Sprintf("the range %d..%d holds %.0f numbers; the limit is %d: compare instead, e.g. x >= %d && x <= %d",
+				from, to, size, MaxRange, from, to))
+		}
+	}))
+	return err
+}
+
+// literalInt reads an integer literal, negative ones included.
+func literalInt(n ast.Node) (int, bool) {
+	switch x := n.(type) {
+	case *ast.IntegerNode:
+		return x.Value, true
+	case *ast.UnaryNode:
+		if v, ok := literalInt(x.Node); ok && x.Operator == "-" {
+			return -v, true
+		}
+	}
+	return 0, false
 }
 
 // ErrorAt builds an Error at a node of src.
@@ -96,6 +233,8 @@ func humanize(msg, vocabulary string) string {
 		return "the rule must be a condition (true or false); " + msg
 	case strings.HasPrefix(msg, "unknown name"):
 		return msg + " (a rule can use " + vocabulary + ")"
+	case strings.Contains(msg, "exceeds maximum allowed nodes"):
+		return fmt.Sprintf("the rule is too complex: more than %d names, values and operators; simplify it (a segment can also combine others with in_segment)", maxNodes)
 	}
 	return msg
 }

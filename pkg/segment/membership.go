@@ -44,6 +44,10 @@ type Move struct {
 	Segment   string // slug
 	ProfileID string
 	Entered   bool
+	// EventID is the "Segment Entered"/"Segment Exited" record the move
+	// put on the profile's timeline (RefreshForJourneys only): a journey
+	// start is keyed on it, so a retried start never makes a second run.
+	EventID int64
 }
 
 func (t *Transitions) add(o Transitions) {
@@ -83,6 +87,18 @@ func relevant(segs []*compiled, events, types []string, traits bool) []*compiled
 // Refresh re-evaluates, at time now, the segments the changes can affect,
 // for the changed profiles, and records every transition exactly once.
 func (s *Store) Refresh(ctx context.Context, workspaceID string, changes []Change, now time.Time) (Transitions, error) {
+	return s.refresh(ctx, workspaceID, changes, now, false)
+}
+
+// RefreshForJourneys is Refresh for records that may start journeys: the
+// moves that trigger a live journey (segment_entered, segment_exited) are
+// queued for it (journey_triggers) in the transaction that records them,
+// and each move carries the id of its timeline record.
+func (s *Store) RefreshForJourneys(ctx context.Context, workspaceID string, changes []Change, now time.Time) (Transitions, error) {
+	return s.refresh(ctx, workspaceID, changes, now, true)
+}
+
+func (s *Store) refresh(ctx context.Context, workspaceID string, changes []Change, now time.Time, queueJourneys bool) (Transitions, error) {
 	var total Transitions
 	if len(changes) == 0 {
 		return total, nil
@@ -119,7 +135,7 @@ func (s *Store) Refresh(ctx context.Context, workspaceID string, changes []Chang
 	if len(picked) == 0 || len(live) == 0 {
 		return total, nil
 	}
-	t, err := s.apply(ctx, workspaceID, live, picked, now)
+	t, err := s.apply(ctx, workspaceID, live, picked, now, queueJourneys)
 	total.add(t)
 	return total, err
 }
@@ -163,7 +179,7 @@ func (s *Store) RecomputeBatch(ctx context.Context, workspaceID, after string, l
 	if err != nil || len(ids) == 0 {
 		return "", Transitions{}, err
 	}
-	t, err := s.apply(ctx, workspaceID, ids, segs, now)
+	t, err := s.apply(ctx, workspaceID, ids, segs, now, false)
 	if err != nil {
 		return "", t, err
 	}
@@ -197,8 +213,9 @@ type transition struct {
 
 // apply evaluates segs for ids in one transaction, under the profiles' row
 // locks, so that concurrent evaluations of a profile never record the same
-// transition twice.
-func (s *Store) apply(ctx context.Context, workspaceID string, ids []string, segs []*compiled, now time.Time) (Transitions, error) {
+// transition twice. queueJourneys queues the moves that trigger a live
+// journey (see record).
+func (s *Store) apply(ctx context.Context, workspaceID string, ids []string, segs []*compiled, now time.Time, queueJourneys bool) (Transitions, error) {
 	var t Transitions
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		t = Transitions{}
@@ -235,7 +252,11 @@ func (s *Store) apply(ctx context.Context, workspaceID string, ids []string, seg
 			}
 		}
 		var err2 error
-		t.Entered, t.Exited, err2 = record(ctx, tx, workspaceID, changes, now)
+		var timeline map[moveKey]int64
+		t.Entered, t.Exited, timeline, err2 = record(ctx, tx, workspaceID, changes, now, queueJourneys)
+		for i, m := range t.Moves {
+			t.Moves[i].EventID = timeline[moveKey{m.Segment, m.ProfileID, m.Entered}]
+		}
 		return err2
 	})
 	return t, err
@@ -263,18 +284,26 @@ func (s *Store) exitAll(ctx context.Context, workspaceID string, ids []string, n
 			changes = append(changes, tr)
 		}
 		rows.Close()
-		_, t.Exited, err = record(ctx, tx, workspaceID, changes, now)
+		_, t.Exited, _, err = record(ctx, tx, workspaceID, changes, now, false)
 		return err
 	})
 	return t, err
 }
 
+// moveKey finds a move's timeline record: segment slug, profile, entered.
+type moveKey struct {
+	slug, profileID string
+	entered         bool
+}
+
 // record writes transitions: membership rows, one segment event each (on
 // the timeline too, and queued for the segment's webhooks), and size
-// deltas. The WHERE clauses make a repeated transition a no-op.
-func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transition, now time.Time) (entered, exited int, err error) {
+// deltas. The WHERE clauses make a repeated transition a no-op. With
+// queueJourneys, the timeline records of moves that trigger a live journey
+// are queued for it (journey_triggers), and their ids are returned.
+func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transition, now time.Time, queueJourneys bool) (entered, exited int, timeline map[moveKey]int64, err error) {
 	if len(changes) == 0 {
-		return 0, 0, nil
+		return 0, 0, nil, nil
 	}
 	var inSeg, inProf, outSeg, outProf, touched []string
 	for _, c := range changes {
@@ -295,8 +324,11 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 	locks.Queue(`SELECT pg_advisory_xact_lock_shared($1, hashtext($2))`, webhookLockClass, workspaceID)
 	locks.Queue(`SELECT 1 FROM segments WHERE workspace_id = $1 AND id = ANY($2::uuid[]) ORDER BY id FOR NO KEY UPDATE`, workspaceID, touched)
 	if err := tx.SendBatch(ctx, locks).Close(); err != nil {
-		return 0, 0, fmt.Errorf("lock segment transitions: %w", err)
+		return 0, 0, nil, fmt.Errorf("lock segment transitions: %w", err)
 	}
+	timeline = map[moveKey]int64{}
+	var ids []int64
+	var slugs, profiles []string
 	err = tx.QueryRow(ctx, `
 		WITH ins AS (
 			INSERT INTO segment_memberships AS m (workspace_id, segment_id, profile_id, entered_at)
@@ -307,11 +339,15 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'entered', $4 FROM ins RETURNING id, segment_id, profile_id),
 		tl AS (`+timelineInsert("Segment Entered")+`),
 		ob AS (`+outboxInsert(KindEntered)+`),
+		jt AS (`+journeyTriggerInsert("segment_entered")+`),
 		sz AS (UPDATE segments s SET size = s.size + x.n FROM (SELECT segment_id, count(*) n FROM ins GROUP BY segment_id) x
 		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
-		SELECT count(*) FROM ins`, workspaceID, inSeg, inProf, now).Scan(&entered)
+		SELECT (SELECT count(*) FROM ins), `+timelineIDs, workspaceID, inSeg, inProf, now, queueJourneys).Scan(&entered, &ids, &slugs, &profiles)
 	if err != nil {
-		return 0, 0, fmt.Errorf("record segment entries: %w", err)
+		return 0, 0, nil, fmt.Errorf("record segment entries: %w", err)
+	}
+	for i := range ids {
+		timeline[moveKey{slugs[i], profiles[i], true}] = ids[i]
 	}
 	err = tx.QueryRow(ctx, `
 		WITH outs AS (
@@ -332,13 +368,17 @@ func record(ctx context.Context, tx pgx.Tx, workspaceID string, changes []transi
 		ev AS (INSERT INTO segment_events (workspace_id, segment_id, profile_id, kind, at) SELECT $1, segment_id, profile_id, 'exited', $4 FROM outs RETURNING id, segment_id, profile_id),
 		tl AS (`+timelineInsert("Segment Exited")+`),
 		ob AS (`+outboxInsert(KindExited)+`),
+		jt AS (`+journeyTriggerInsert("segment_exited")+`),
 		sz AS (UPDATE segments s SET size = s.size - x.n FROM (SELECT segment_id, count(*) n FROM outs GROUP BY segment_id) x
 		       WHERE s.workspace_id = $1 AND s.id = x.segment_id)
-		SELECT count(*) FROM outs`, workspaceID, outSeg, outProf, now).Scan(&exited)
+		SELECT (SELECT count(*) FROM outs), `+timelineIDs, workspaceID, outSeg, outProf, now, queueJourneys).Scan(&exited, &ids, &slugs, &profiles)
 	if err != nil {
-		return 0, 0, fmt.Errorf("record segment exits: %w", err)
+		return 0, 0, nil, fmt.Errorf("record segment exits: %w", err)
 	}
-	return entered, exited, nil
+	for i := range ids {
+		timeline[moveKey{slugs[i], profiles[i], false}] = ids[i]
+	}
+	return entered, exited, timeline, nil
 }
 
 // timelineInsert records transitions (the ev CTE) as internal events on the
@@ -349,7 +389,8 @@ func timelineInsert(name string) string {
 		SELECT $1, '00000000-0000-0000-0000-000000000000', 'parcours', 'segment/' || ev.id, 'track', '` + name + `', ev.profile_id, ev.profile_id, $4, now(),
 		       jsonb_build_object('segment', s.slug, 'segment_name', s.name), jsonb_build_object('type', 'track', 'event', '` + name + `', 'properties', jsonb_build_object('segment', s.slug))
 		FROM ev JOIN segments s ON s.workspace_id = $1 AND s.id = ev.segment_id
-		ON CONFLICT (workspace_id, message_id) DO NOTHING`
+		ON CONFLICT (workspace_id, message_id) DO NOTHING
+		RETURNING id, profile_id, properties ->> 'segment' AS slug`
 }
 
 // outboxInsert queues transitions (the ev CTE) of kind for the segment's

@@ -289,6 +289,11 @@ func ParseWindow(s string) (time.Duration, error) {
 	if err != nil || n <= 0 || mult == 0 || n > 100000 {
 		return 0, fmt.Errorf("window %q is not a duration such as 30m, 2h, 30d, 4w or \"all\"", s)
 	}
+	// 100000w would overflow a time.Duration (about 292 years) into a
+	// window that means nothing, or a negative one.
+	if time.Duration(n) > math.MaxInt64/mult {
+		return 0, fmt.Errorf("window %q is longer than 290 years: write \"all\" for the whole history", s)
+	}
 	return time.Duration(n) * mult, nil
 }
 

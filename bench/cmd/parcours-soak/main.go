@@ -48,6 +48,7 @@ func run(ctx context.Context, args []string) error {
 	out := fs.String("out", "", "also write the report to this file (default: stdout only)")
 	only := fs.String("only", "", "comma-separated scenarios to run, from "+strings.Join(soak.IDs, ",")+" (default: all)")
 	duration := fs.Duration("duration", 0, "length of R20's load (default 10m)")
+	fuzz := fs.Duration("fuzz", 0, "length of R12's hostile bodies (default 10m, 5s with -quick)")
 	restartPG := fs.Bool("restart-postgres", false, "let R5 restart the local PostgreSQL cluster in immediate mode (disturbs everyone using it; `make soak` sets it)")
 	cluster := fs.String("postgres-cluster", "", "cluster pg_ctlcluster restarts, as version/name (default: the first under /etc/postgresql)")
 	bin := fs.String("bin", "", "use this parcours binary instead of building ./cmd/parcours")
@@ -64,6 +65,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *duration > 0 {
 		sizes.R20Duration = *duration
+	}
+	if *fuzz > 0 {
+		sizes.R12Duration = *fuzz
 	}
 	if *events > 0 {
 		sizes.R20Events = *events
