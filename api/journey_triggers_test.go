@@ -166,7 +166,13 @@ func TestSegmentTriggeredStartIsNotLost(t *testing.T) {
 	t.Parallel()
 	flaky := &flakyTemporal{}
 	e := newEnvWith(t, func(d *api.Deps) { flaky.Client = d.Temporal; d.Temporal = flaky })
-	e.createSegment(t, "pro", `profile.traits.plan == "pro"`)
+	sg := e.createSegment(t, "pro", `profile.traits.plan == "pro"`)
+	// The segment's first computation runs in the background; ana must
+	// enter it in real time, on the ingest path, not in that sweep.
+	e.waitFor(t, "the segment's first computation", func() bool {
+		_, _, got := e.call(t, "GET", "/v1/segments/"+sg["id"].(string), e.admin, nil)
+		return got["last_computed_at"] != nil
+	})
 	id := e.publish(t, `{"name": "Pro onboarding", "trigger": {"type": "segment_entered", "segment": "pro"},
 	  "entry": {"re_entry": "every_time"}, "start": "tag",
 	  "nodes": [{"id": "tag", "type": "update_profile", "traits": {"onboarded": true}, "next": "done"}, {"id": "done", "type": "exit"}]}`)
