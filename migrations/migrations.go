@@ -9,7 +9,8 @@ import (
 	"embed"
 	"fmt"
 
-	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx" for goose
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 )
@@ -25,12 +26,16 @@ type Migrator struct {
 	provider *goose.Provider
 }
 
-// Open connects to databaseURL for migrating. Close it when done.
+// Open connects to databaseURL for migrating. Close it when done. The URL
+// is the one the API and the worker use: pgxpool's own parameters
+// (pool_max_conns, ...) are understood and left out of the connection,
+// where PostgreSQL would refuse them as unknown settings.
 func Open(databaseURL string) (*Migrator, error) {
-	db, err := sql.Open("pgx", databaseURL)
+	cfg, err := pgxpool.ParseConfig(databaseURL)
 	if err != nil {
 		return nil, fmt.Errorf("open database for migrations: %w", err)
 	}
+	db := stdlib.OpenDB(*cfg.ConnConfig)
 	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
 		db.Close()

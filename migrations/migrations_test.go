@@ -2,6 +2,7 @@ package migrations_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -88,5 +89,26 @@ func TestEveryTableIsScopedByWorkspace(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Fatalf("tables without workspace_id: %v", missing)
+	}
+}
+
+// docs/operations.md tells operators to size the pool with pool_max_conns in
+// DATABASE_URL; `parcours migrate up` reads the same URL and must not send
+// that parameter to PostgreSQL, which refuses unknown settings.
+func TestOpenAcceptsPoolParameters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dbURL := pgtest.NewDatabase(t)
+	sep := "?"
+	if strings.Contains(dbURL, "?") {
+		sep = "&"
+	}
+	m, err := migrations.Open(dbURL + sep + "pool_max_conns=3&pool_min_conns=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if _, err := m.Up(ctx); err != nil {
+		t.Fatalf("migrate with pool parameters in the URL: %v", err)
 	}
 }
