@@ -28,6 +28,7 @@ func runTemporal(ctx context.Context, cfg config.Config, args []string, stdout, 
 	fs.IntVar(&cfg.TemporalUIPort, "ui-port", cfg.TemporalUIPort, "Web UI port, 0 to disable (PARCOURS_TEMPORAL_UI_PORT)")
 	ip := fs.String("ip", "127.0.0.1", "address the frontend and the UI bind to")
 	logLevel := fs.String("log-level", "warn", "level of the server's own log, written to <data-dir>/temporal.log")
+	pprofPort := fs.Int("pprof-port", 0, "serve the server's Go profiles (/debug/pprof) on this port, 0 for none")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +50,7 @@ func runTemporal(ctx context.Context, cfg config.Config, args []string, stdout, 
 		UIPort:    cfg.TemporalUIPort,
 		Namespace: cfg.TemporalNamespace,
 		LogLevel:  *logLevel,
+		PProfPort: *pprofPort,
 	})
 	if err != nil {
 		return err

@@ -27,7 +27,6 @@ import (
 	"go.temporal.io/server/common/config"
 	"go.temporal.io/server/common/dynamicconfig"
 	"go.temporal.io/server/common/log"
-	"go.temporal.io/server/common/metrics"
 	sqliteplugin "go.temporal.io/server/common/persistence/sql/sqlplugin/sqlite"
 	"go.temporal.io/server/common/testing/freeport"
 	sqliteschema "go.temporal.io/server/schema/sqlite"
@@ -49,6 +48,8 @@ type TemporalOptions struct {
 	Namespace string
 	// LogLevel of the server's own log (written to DataDir/temporal.log). Default "warn".
 	LogLevel string
+	// PProfPort serves the server's Go profiles (/debug/pprof) when not 0.
+	PProfPort int
 }
 
 // Temporal is a running embedded Temporal server.
@@ -117,6 +118,10 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
 		MaxConns:     1,
 		MaxIdleConns: 1,
 	}
+	partitions, err := taskQueuePartitions(o.DataDir, sqlCfg.DatabaseName)
+	if err != nil {
+		return nil, fmt.Errorf("start temporal: %w", err)
+	}
 	if _, err := os.Stat(sqlCfg.DatabaseName); errors.Is(err, os.ErrNotExist) {
 		if err := sqliteschema.SetupSchema(sqlCfg); err != nil {
 			return nil, fmt.Errorf("start temporal: set up SQLite schema: %w", err)
@@ -156,6 +161,13 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
 			// Custom search attributes registered at start are usable at once.
 			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
 			dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():   []dynamicconfig.ConstrainedValue{{Value: true}},
+			// The events cache is per history shard, sized (512 KiB) for
+			// clusters of hundreds of shards; this server has one. Too small,
+			// every workflow task of a run past the first few thousand
+			// events in flight reads its history back from SQLite.
+			dynamicconfig.EventsCacheMaxSizeBytes.Key():             []dynamicconfig.ConstrainedValue{{Value: 64 << 20}},
+			dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  []dynamicconfig.ConstrainedValue{{Value: partitions}},
+			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): []dynamicconfig.ConstrainedValue{{Value: partitions}},
 		}),
 	)
 	if err != nil {
@@ -205,6 +217,29 @@ func (t *Temporal) Stop() error {
 	return t.server.Stop()
 }
 
+// taskQueuePartitions is how many partitions each task queue gets. One
+// server and a few workers need one: every poller then waits on the same
+// partition and a task meets one at once, instead of landing on one of the
+// default four where nobody polls at that moment, to be written to the
+// database, forwarded and read back. On the soak rig (R20, 25 journey
+// starts/s) one partition and no metrics took the backlog left when the
+// load stopped from 1m42s to drain to 28s. Fewer read partitions would
+// strand the tasks queued on the others, so a data directory created
+// before this choice (no marker file) keeps Temporal's default of four.
+func taskQueuePartitions(dataDir, dbPath string) (int, error) {
+	marker := filepath.Join(dataDir, "temporal-one-partition")
+	if _, err := os.Stat(marker); err == nil {
+		return 1, nil
+	}
+	if _, err := os.Stat(dbPath); err == nil {
+		return 4, nil // an older data directory: keep what its queues have
+	}
+	if err := os.WriteFile(marker, []byte("task queues of this Temporal store have one partition (pkg/devserver)\n"), 0o600); err != nil {
+		return 0, fmt.Errorf("write %s: %w", marker, err)
+	}
+	return 1, nil
+}
+
 // forgetMembership clears the cluster membership a previous run left in the
 // SQLite file. Each run binds its internal services to new free ports; left
 // in place, the old, dead hosts make the new ring answer "Not enough hosts to
@@ -231,11 +266,9 @@ func serverConfig(o TemporalOptions, sqlCfg *config.SQL) *config.Config {
 	}
 	cfg := &config.Config{}
 	cfg.Global.Membership = config.Membership{MaxJoinDuration: 30 * time.Second, BroadcastAddress: o.IP}
-	cfg.Global.Metrics = &metrics.Config{Prometheus: &metrics.PrometheusConfig{
-		ListenAddress: net.JoinHostPort(o.IP, strconv.Itoa(freeport.MustGetFreePort())),
-		HandlerPath:   "/metrics",
-	}}
-	cfg.Global.PProf = config.PProf{Port: 0}
+	// No metrics: nobody scrapes a dev server's (they were served on a
+	// random port), and recording them costs CPU on every call.
+	cfg.Global.PProf = config.PProf{Port: o.PProfPort, Host: o.IP}
 	cfg.Persistence = config.Persistence{
 		DefaultStore:     sqliteplugin.PluginName,
 		VisibilityStore:  sqliteplugin.PluginName,
