@@ -20,8 +20,8 @@ import (
 // and never twice; the backlog drained within R20Drain of the load's end.
 func runR20(ctx context.Context, rig *Rig, cfg Config) Row {
 	sz := cfg.Sizes
-	row := newRow(fmt.Sprintf("%s soak: %d events/s, %d journey starts/s, worker killed every %s",
-		sz.R20Duration, sz.R20Events, sz.R20Starts, sz.R20KillEvery))
+	row := newRow(fmt.Sprintf("%s soak: %d events/s, %d journey starts/s, %d sends/s, worker killed every %s",
+		sz.R20Duration, sz.R20Events, sz.R20Starts, 2*sz.R20Starts, sz.R20KillEvery))
 	t, err := rig.newWelcomeTenant(ctx, "r20", "3s")
 	if err != nil {
 		row.fail("set up: %v", err)
@@ -173,9 +173,9 @@ func runR20(ctx context.Context, rig *Rig, cfg Config) Row {
 			sentDuring++
 		}
 	}
-	row.figure("achieved over %s: %.0f events/s acknowledged, %.1f journey starts/s, %.1f sends/s (asked: %d, %d)",
+	row.figure("achieved over %s: %.0f events/s acknowledged, %.1f journey starts/s, %.1f sends/s (asked: %d, %d, %d)",
 		took.Round(time.Second), float64(accepted)/took.Seconds(), float64(len(entered))/took.Seconds(), float64(sentDuring)/took.Seconds(),
-		sz.R20Events, sz.R20Starts)
+		sz.R20Events, sz.R20Starts, 2*sz.R20Starts)
 	if drained == nil {
 		row.figure("backlog drained %s after the load stopped (limit %s)", drain.Round(time.Second), sz.R20Drain)
 	}

@@ -114,7 +114,7 @@ func (rep *Report) Markdown(w io.Writer) error {
 		rep.Started.UTC().Format("2006-01-02 15:04"), rep.Sizes.Name, rep.Wall.Round(time.Second), rep.Setup.Round(time.Second))
 	fmt.Fprintf(&b, "- Machine: %s\n", rep.Machine)
 	fmt.Fprintf(&b, "- Load average (1, 5, 15 min) at the end: %s\n", loadAverage())
-	fmt.Fprintf(&b, "- Rig: `parcours temporal` (dev Temporal server, SQLite on disk), `parcours api`, `parcours worker` as separate processes of one build; "+
+	fmt.Fprintf(&b, "- Rig: `parcours temporal` (dev Temporal server, SQLite on disk), `parcours api`, `parcours worker` (16 database connections each) as separate processes of one build; "+
 		"a throwaway PostgreSQL database; a fake SendGrid (v3 mail/send) in the soak process; everything on loopback.\n\n")
 	rep.Table(&b)
 	fmt.Fprintln(&b)

@@ -97,8 +97,13 @@ func StartRig(ctx context.Context, cfg RigConfig) (r *Rig, err error) {
 	r.APIURL = fmt.Sprintf("http://127.0.0.1:%d", ports[1])
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
+	// 16 connections for the API and the worker, not pgxpool's default of
+	// 4 on 2 cores: their queries mostly wait on commits, which PostgreSQL
+	// groups across connections. With 4, R20's sign-ups queued for a
+	// connection long enough for their clients to give up (journey starts
+	// then waited in journey_triggers for the dispatcher).
 	env := append(cleanEnv(),
-		"DATABASE_URL="+r.DBURL,
+		"DATABASE_URL="+withQuery(r.DBURL, "pool_max_conns=16"),
 		"TEMPORAL_ADDRESS="+temporalAddr,
 		"PARCOURS_HTTP_ADDR="+strings.TrimPrefix(r.APIURL, "http://"),
 		"PARCOURS_SECRET_KEY="+base64.StdEncoding.EncodeToString(secret),
@@ -109,8 +114,11 @@ func StartRig(ctx context.Context, cfg RigConfig) (r *Rig, err error) {
 	if out, err := r.runOnce(ctx, env, "migrate", "up"); err != nil {
 		return r, fmt.Errorf("parcours migrate up: %w\n%s", err, out)
 	}
-	r.Temporal = newProc("temporal", r.Bin, env, filepath.Join(r.Dir, "temporal.out"), "Temporal listening on",
-		"temporal", "--data-dir", filepath.Join(r.Dir, "temporal"), "--port", fmt.Sprint(ports[0]), "--ui-port", "0")
+	temporalArgs := []string{"temporal", "--data-dir", filepath.Join(r.Dir, "temporal"), "--port", fmt.Sprint(ports[0]), "--ui-port", "0"}
+	if p := os.Getenv("SOAK_TEMPORAL_PPROF_PORT"); p != "" { // to profile the server under a scenario's load
+		temporalArgs = append(temporalArgs, "--pprof-port", p)
+	}
+	r.Temporal = newProc("temporal", r.Bin, env, filepath.Join(r.Dir, "temporal.out"), "Temporal listening on", temporalArgs...)
 	// The API logs every request at info; warnings are enough, and /readyz
 	// says when it is ready.
 	r.API = newProc("api", r.Bin, append(env[:len(env):len(env)], "LOG_LEVEL=warn"), filepath.Join(r.Dir, "api.log"), "", "api")
@@ -321,6 +329,14 @@ func (r *Rig) dropDatabase() error {
 		return fmt.Errorf("drop database %s: %w", r.dbName, err)
 	}
 	return nil
+}
+
+// withQuery adds a query parameter to a database URL.
+func withQuery(raw, kv string) string {
+	if strings.Contains(raw, "?") {
+		return raw + "&" + kv
+	}
+	return raw + "?" + kv
 }
 
 func redact(raw string) string {
