@@ -12,7 +12,8 @@ import (
 
 // runR20 is the bounded soak: for R20Duration, R20Starts people a second
 // sign up (an identify and a "Signed Up" track, each starting a welcome
-// run that sends two emails three seconds apart) and the rest of
+// run that sends two emails three seconds apart, and a third to the half
+// of them on the pro plan) and the rest of
 // R20Events a second are product views posted in batches; the worker is
 // killed with SIGKILL every R20KillEvery and started again at once. Must
 // hold: no 5xx; every acknowledged event stored once; one run per person,
@@ -20,9 +21,10 @@ import (
 // and never twice; the backlog drained within R20Drain of the load's end.
 func runR20(ctx context.Context, rig *Rig, cfg Config) Row {
 	sz := cfg.Sizes
+	sends := sz.R20Starts * 5 / 2 // two emails a run, a third for half the people
 	row := newRow(fmt.Sprintf("%s soak: %d events/s, %d journey starts/s, %d sends/s, worker killed every %s",
-		sz.R20Duration, sz.R20Events, sz.R20Starts, 2*sz.R20Starts, sz.R20KillEvery))
-	t, err := rig.newWelcomeTenant(ctx, "r20", "3s")
+		sz.R20Duration, sz.R20Events, sz.R20Starts, sends, sz.R20KillEvery))
+	t, err := rig.newProWelcomeTenant(ctx, "r20", "3s")
 	if err != nil {
 		row.fail("set up: %v", err)
 		return row
@@ -175,7 +177,7 @@ func runR20(ctx context.Context, rig *Rig, cfg Config) Row {
 	}
 	row.figure("achieved over %s: %.0f events/s acknowledged, %.1f journey starts/s, %.1f sends/s (asked: %d, %d, %d)",
 		took.Round(time.Second), float64(accepted)/took.Seconds(), float64(len(entered))/took.Seconds(), float64(sentDuring)/took.Seconds(),
-		sz.R20Events, sz.R20Starts, 2*sz.R20Starts)
+		sz.R20Events, sz.R20Starts, sends)
 	if drained == nil {
 		row.figure("backlog drained %s after the load stopped (limit %s)", drain.Round(time.Second), sz.R20Drain)
 	}

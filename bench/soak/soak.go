@@ -61,10 +61,8 @@ type Sizes struct {
 }
 
 // Full are the sizes of `make soak`: about 30 minutes, R20 and R12 being 10
-// each. R20 runs the issue's 300 events/s and 20 journey starts/s, each a
-// welcome run of two emails: 40 sends/s, not the issue's 50, which takes 25
-// starts/s; on the 2-core machine the rig shares with PostgreSQL that holds
-// for 5 minutes, not 10 (docs/operations.md#reliability-make-soak).
+// each. R20 runs the issue's rates: 300 events/s, 20 journey starts/s, and
+// 50 sends/s (two emails a run, a third for half the people).
 var Full = Sizes{
 	Name:   "full",
 	R1Runs: 50, R1Kills: 50, R1Moments: []Moment{BeforeProvider, ProviderHolds, AfterLedger, RandomMoment, DuringWait},

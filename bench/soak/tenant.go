@@ -16,6 +16,8 @@ import (
 const (
 	nodeWelcome = "welcome"
 	nodeTips    = "tips"
+	// nodePro is R20's third email, to the people on the pro plan.
+	nodePro = "pro"
 )
 
 // tenant is one scenario's workspace, made through the public surfaces only:
@@ -32,6 +34,9 @@ type tenant struct {
 	JourneyID string
 	Fake      *FakeSendGrid
 	Traffic   *Traffic
+	// withPro: the journey sends a third email (nodePro) to people on the
+	// pro plan, and every other sign-up (even-numbered users) is on it.
+	withPro bool
 }
 
 // newTenant creates a workspace and its keys with `parcours bootstrap`.
@@ -51,26 +56,8 @@ func (r *Rig) newWelcomeTenant(ctx context.Context, slug, wait string) (*tenant,
 	if err != nil {
 		return nil, err
 	}
-	apiKey := "SG.soak-" + slug
-	if t.Fake, err = StartFakeSendGrid(apiKey); err != nil {
+	if err := t.setUpEmail(ctx); err != nil {
 		return nil, err
-	}
-	steps := []struct {
-		method, path string
-		body         any
-		want         int
-	}{
-		{http.MethodPut, "/v1/channels/email", map[string]any{"api_key": apiKey, "from_email": "hello@shop.example", "from_name": "Soak", "base_url": t.Fake.URL}, 200},
-		{http.MethodPost, "/v1/templates", map[string]any{"slug": "welcome", "name": "Welcome", "channel": "email",
-			"subject": "Welcome {{ profile.traits.first_name }}", "html": "<p>Welcome</p>", "text": "Welcome"}, 201},
-		{http.MethodPost, "/v1/templates", map[string]any{"slug": "welcome-tips", "name": "Tips", "channel": "email",
-			"subject": "Tips for {{ profile.traits.first_name }}", "html": "<p>Tips</p>", "text": "Tips"}, 201},
-	}
-	for _, s := range steps {
-		if err := t.api.admin(ctx, s.method, s.path, t.admin, s.body, s.want, nil); err != nil {
-			t.Fake.Close()
-			return nil, fmt.Errorf("set up %s: %w", slug, err)
-		}
 	}
 	var created struct {
 		Journey struct {
@@ -88,11 +75,99 @@ func (r *Rig) newWelcomeTenant(ctx context.Context, slug, wait string) (*tenant,
 		return nil, fmt.Errorf("set up %s: the welcome scenario still misses %v", slug, created.Missing)
 	}
 	t.JourneyID = created.Journey.ID
-	if err := t.api.admin(ctx, http.MethodPost, "/v1/journeys/"+t.JourneyID+"/publish", t.admin, nil, 200, nil); err != nil {
+	return t, t.publish(ctx)
+}
+
+// newProWelcomeTenant is a welcome tenant whose journey also sends a third
+// email to the people on the pro plan (half the sign-ups): 2.5 emails a run.
+func (r *Rig) newProWelcomeTenant(ctx context.Context, slug, wait string) (*tenant, error) {
+	t, err := r.newTenant(ctx, slug)
+	if err != nil {
+		return nil, err
+	}
+	t.withPro = true
+	if err := t.setUpEmail(ctx); err != nil {
+		return nil, err
+	}
+	if err := t.api.admin(ctx, http.MethodPost, "/v1/templates", t.admin, map[string]any{"slug": "welcome-pro", "name": "Pro", "channel": "email",
+		"subject": "Pro tips for {{ profile.traits.first_name }}", "html": "<p>Pro</p>", "text": "Pro"}, 201, nil); err != nil {
 		t.Fake.Close()
 		return nil, fmt.Errorf("set up %s: %w", slug, err)
 	}
-	return t, nil
+	def := map[string]any{
+		"name":    "Welcome series, pro",
+		"trigger": map[string]any{"type": "event", "event": "Signed Up"},
+		"entry":   map[string]any{"re_entry": "once"},
+		"start":   nodeWelcome,
+		"nodes": []map[string]any{
+			{"id": nodeWelcome, "type": "send", "channel": "email", "template": "welcome", "next": "wait"},
+			{"id": "wait", "type": "wait", "duration": wait, "next": nodeTips},
+			{"id": nodeTips, "type": "send", "channel": "email", "template": "welcome-tips", "next": "plan"},
+			{"id": "plan", "type": "branch", "branches": []map[string]any{{"condition": `profile.traits.plan == "pro"`, "next": nodePro}}, "else": "done"},
+			{"id": nodePro, "type": "send", "channel": "email", "template": "welcome-pro", "next": "done"},
+			{"id": "done", "type": "exit"},
+		},
+	}
+	var created struct {
+		ID string `json:"id"`
+	}
+	if err := t.api.admin(ctx, http.MethodPost, "/v1/journeys", t.admin, def, 201, &created); err != nil {
+		t.Fake.Close()
+		return nil, fmt.Errorf("set up %s: %w", slug, err)
+	}
+	t.JourneyID = created.ID
+	return t, t.publish(ctx)
+}
+
+func (t *tenant) publish(ctx context.Context) error {
+	if err := t.api.admin(ctx, http.MethodPost, "/v1/journeys/"+t.JourneyID+"/publish", t.admin, nil, 200, nil); err != nil {
+		t.Fake.Close()
+		return fmt.Errorf("set up %s: %w", t.Slug, err)
+	}
+	return nil
+}
+
+// setUpEmail starts the tenant's fake SendGrid, points the email channel
+// at it and creates the welcome and tips templates.
+func (t *tenant) setUpEmail(ctx context.Context) error {
+	apiKey := "SG.soak-" + t.Slug
+	var err error
+	if t.Fake, err = StartFakeSendGrid(apiKey); err != nil {
+		return err
+	}
+	steps := []struct {
+		method, path string
+		body         any
+		want         int
+	}{
+		{http.MethodPut, "/v1/channels/email", map[string]any{"api_key": apiKey, "from_email": "hello@shop.example", "from_name": "Soak", "base_url": t.Fake.URL}, 200},
+		{http.MethodPost, "/v1/templates", map[string]any{"slug": "welcome", "name": "Welcome", "channel": "email",
+			"subject": "Welcome {{ profile.traits.first_name }}", "html": "<p>Welcome</p>", "text": "Welcome"}, 201},
+		{http.MethodPost, "/v1/templates", map[string]any{"slug": "welcome-tips", "name": "Tips", "channel": "email",
+			"subject": "Tips for {{ profile.traits.first_name }}", "html": "<p>Tips</p>", "text": "Tips"}, 201},
+	}
+	for _, s := range steps {
+		if err := t.api.admin(ctx, s.method, s.path, t.admin, s.body, s.want, nil); err != nil {
+			t.Fake.Close()
+			return fmt.Errorf("set up %s: %w", t.Slug, err)
+		}
+	}
+	return nil
+}
+
+// pro says whether user is on the pro plan in a withPro tenant.
+func (t *tenant) pro(user string) bool {
+	var n int
+	_, err := fmt.Sscanf(user, "u%d", &n)
+	return t.withPro && err == nil && n%2 == 0
+}
+
+// sends are the nodes that email user.
+func (t *tenant) sends(user string) []string {
+	if t.pro(user) {
+		return []string{nodeWelcome, nodeTips, nodePro}
+	}
+	return []string{nodeWelcome, nodeTips}
 }
 
 func (t *tenant) Close() {
@@ -108,10 +183,18 @@ func (t *tenant) email(user string) string { return user + "@" + t.Slug + ".soak
 // a welcome run; each record is retried with its messageId until acked.
 func (t *tenant) enter(ctx context.Context, user string, giveUp time.Time) bool {
 	if !t.api.send(ctx, t.Traffic, t.write, "/v1/identify", []Record{{"messageId": "id-" + user, "userId": user,
-		"traits": map[string]any{"email": t.email(user), "first_name": user}}}, giveUp) {
+		"traits": t.traits(user)}}, giveUp) {
 		return false
 	}
 	return t.api.send(ctx, t.Traffic, t.write, "/v1/track", []Record{{"messageId": "su-" + user, "userId": user, "event": "Signed Up"}}, giveUp)
+}
+
+func (t *tenant) traits(user string) map[string]any {
+	tr := map[string]any{"email": t.email(user), "first_name": user}
+	if t.pro(user) {
+		tr["plan"] = "pro"
+	}
+	return tr
 }
 
 // userOf reads the soak user and the node back from a message the fake
@@ -123,6 +206,8 @@ func (t *tenant) userOf(r Request) (user, node string) {
 		node = nodeWelcome
 	case strings.HasPrefix(r.Subject, "Tips for "):
 		node = nodeTips
+	case strings.HasPrefix(r.Subject, "Pro tips for "):
+		node = nodePro
 	}
 	return user, node
 }
@@ -270,7 +355,7 @@ func (t *tenant) checkSends(ctx context.Context, users []string, failing map[str
 	}
 	expected := map[step]bool{}
 	for _, u := range users {
-		for _, n := range []string{nodeWelcome, nodeTips} {
+		for _, n := range t.sends(u) {
 			st := step{u, n}
 			expected[st] = true
 			rows := byStep[st]

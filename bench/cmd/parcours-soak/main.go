@@ -54,7 +54,7 @@ func run(ctx context.Context, args []string) error {
 	bin := fs.String("bin", "", "use this parcours binary instead of building ./cmd/parcours")
 	dir := fs.String("dir", "", "keep binary, logs and Temporal state in this directory (default: a temporary one, kept only when a scenario fails)")
 	events := fs.Int("events", 0, "R20: events per second (default 300)")
-	starts := fs.Int("starts", 0, "R20: journey starts per second, two emails each (default 20, the issue's rate; 25 gives its 50 sends/s)")
+	starts := fs.Int("starts", 0, "R20: journey starts per second, 2.5 emails each (default 20: the issue's 20 starts/s and 50 sends/s)")
 	timeout := fs.Duration("timeout", 0, "stop after this long (default 1h, or 5m with -quick)")
 	if err := fs.Parse(args); err != nil {
 		return err
