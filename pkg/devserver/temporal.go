@@ -162,9 +162,10 @@ func StartTemporal(ctx context.Context, o TemporalOptions) (*Temporal, error) {
 			dynamicconfig.ForceSearchAttributesCacheRefreshOnRead.Key(): []dynamicconfig.ConstrainedValue{{Value: true}},
 			dynamicconfig.FrontendEnableUpdateWorkflowExecution.Key():   []dynamicconfig.ConstrainedValue{{Value: true}},
 			// The events cache is per history shard, sized (512 KiB) for
-			// clusters of hundreds of shards; this server has one. Too small,
-			// every workflow task of a run past the first few thousand
-			// events in flight reads its history back from SQLite.
+			// clusters of hundreds of shards; this server has one, so with
+			// thousands of runs in flight their events no longer fit and
+			// are read back from SQLite. (Not measured on its own: the
+			// soak figures in docs/operations.md are with all three.)
 			dynamicconfig.EventsCacheMaxSizeBytes.Key():             []dynamicconfig.ConstrainedValue{{Value: 64 << 20}},
 			dynamicconfig.MatchingNumTaskqueueReadPartitions.Key():  []dynamicconfig.ConstrainedValue{{Value: partitions}},
 			dynamicconfig.MatchingNumTaskqueueWritePartitions.Key(): []dynamicconfig.ConstrainedValue{{Value: partitions}},
