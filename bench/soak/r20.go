@@ -21,19 +21,42 @@ import (
 // and never twice; the backlog drained within R20Drain of the load's end.
 func runR20(ctx context.Context, rig *Rig, cfg Config) Row {
 	sz := cfg.Sizes
-	sends := sz.R20Starts * 5 / 2 // two emails a run, a third for half the people
 	row := newRow(fmt.Sprintf("%s soak: %d events/s, %d journey starts/s, %d sends/s, worker killed every %s",
-		sz.R20Duration, sz.R20Events, sz.R20Starts, sends, sz.R20KillEvery))
-	t, err := rig.newProWelcomeTenant(ctx, "r20", "3s")
+		sz.R20Duration, sz.R20Events, sz.R20Starts, sz.R20Starts*5/2, sz.R20KillEvery))
+	soakLoad(ctx, rig, cfg, "r20", sz.R20Duration, &row, nil)
+	return row
+}
+
+// alongside runs beside soakLoad's traffic, on the load's tenant, until end,
+// and returns what failed and what it measured; soakLoad waits for it
+// before checking what must hold.
+type alongside func(ctx context.Context, t *tenant, end time.Time) (problems, figures []string)
+
+// soakLoad is R20's traffic for duration on a new tenant named slug, with
+// the worker killed every R20KillEvery, and its checks written to row;
+// with (may be nil) runs beside it (R21's attacks).
+func soakLoad(ctx context.Context, rig *Rig, cfg Config, slug string, duration time.Duration, row *Row, with alongside) {
+	sz := cfg.Sizes
+	sends := sz.R20Starts * 5 / 2 // two emails a run, a third for half the people
+	t, err := rig.newProWelcomeTenant(ctx, slug, "3s")
 	if err != nil {
 		row.fail("set up: %v", err)
-		return row
+		return
 	}
 	defer t.Close()
 	kills0 := rig.Worker.Kills
 
 	start := time.Now()
-	end := start.Add(sz.R20Duration)
+	end := start.Add(duration)
+	var beside sync.WaitGroup
+	var besideProblems, besideFigures []string
+	if with != nil {
+		beside.Add(1)
+		go func() {
+			defer beside.Done()
+			besideProblems, besideFigures = with(ctx, t, end)
+		}()
+	}
 	giveUp := end.Add(2 * time.Minute)
 	stopKills := make(chan struct{})
 	var killer sync.WaitGroup
@@ -105,6 +128,9 @@ func runR20(ctx context.Context, rig *Rig, cfg Config) Row {
 	wg.Wait()
 	close(stopKills)
 	killer.Wait()
+	beside.Wait()
+	row.Problems = append(row.Problems, besideProblems...)
+	row.Figures = append(row.Figures, besideFigures...)
 	row.Kills = rig.Worker.Kills - kills0
 	row.Runs = len(entered)
 	took := loadEnd.Sub(start)
@@ -181,5 +207,4 @@ func runR20(ctx context.Context, rig *Rig, cfg Config) Row {
 	if drained == nil {
 		row.figure("backlog drained %s after the load stopped (limit %s)", drain.Round(time.Second), sz.R20Drain)
 	}
-	return row
 }

@@ -21,6 +21,7 @@
 //	R6   kill -9 the Temporal server with timers and activities in flight
 //	R12  seeded fuzzing of the ingestion and batch endpoints: no 5xx, bounded memory
 //	R20  a bounded soak: events, journey starts and sends per second, the worker killed every minute
+//	R21  R20's load while viewer and marketer sessions send hostile sign-ins, rules, templates and partials
 package soak
 
 import (
@@ -58,6 +59,9 @@ type Sizes struct {
 	R20KillEvery, R20Drain time.Duration
 	// R12: how long hostile bodies are sent to the ingestion endpoints.
 	R12Duration time.Duration
+	// R21: how long the console is attacked while R20's load (its rates,
+	// kills and drain) runs.
+	R21Duration time.Duration
 }
 
 // Full are the sizes of `make soak`: about 30 minutes, R20 and R12 being 10
@@ -72,24 +76,28 @@ var Full = Sizes{
 	R6Runs: 20, R6Kills: 3,
 	R20Events: 300, R20Starts: 20, R20Duration: 10 * time.Minute, R20KillEvery: time.Minute, R20Drain: 2 * time.Minute,
 	R12Duration: 10 * time.Minute,
+	R21Duration: 10 * time.Minute,
 }
 
 // Quick are the sizes of the Go test that keeps the rig from rotting: R1
 // with three runs and one kill (during the wait, where no activity waits
-// for its timeout), R6 once, R12 for five seconds. Under a minute on 2
-// cores, build included.
+// for its timeout), R6 once, R12 for five seconds, R21 for 20 seconds at
+// a tenth of R20's rates with one worker kill. About a minute and a half
+// on 2 cores, build included.
 var Quick = Sizes{
 	Name:   "quick",
 	R1Runs: 3, R1Kills: 1, R1Moments: []Moment{DuringWait},
 	R6Runs: 3, R6Kills: 1,
 	R12Duration: 5 * time.Second,
+	R20Events: 30, R20Starts: 2, R20KillEvery: 15 * time.Second, R20Drain: time.Minute,
+	R21Duration: 20 * time.Second,
 }
 
 // IDs are the scenarios this rig runs, in order.
-var IDs = []string{"R1", "R2", "R3", "R5", "R6", "R12", "R20"}
+var IDs = []string{"R1", "R2", "R3", "R5", "R6", "R12", "R20", "R21"}
 
 // QuickIDs are the scenarios of -quick.
-var QuickIDs = []string{"R1", "R6", "R12"}
+var QuickIDs = []string{"R1", "R6", "R12", "R21"}
 
 // Config says what to run and where.
 type Config struct {
@@ -148,7 +156,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	log.Info("rig ready", "dir", rig.Dir, "api", rig.APIURL, "took", rep.Setup.Round(time.Millisecond))
 
 	scenarios := map[string]func(context.Context, *Rig, Config) Row{
-		"R1": runR1, "R2": runR2, "R3": runR3, "R5": runR5, "R6": runR6, "R12": runR12, "R20": runR20,
+		"R1": runR1, "R2": runR2, "R3": runR3, "R5": runR5, "R6": runR6, "R12": runR12, "R20": runR20, "R21": runR21,
 	}
 	for _, id := range IDs {
 		if !slices.Contains(ids, id) {

@@ -44,10 +44,11 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("parcours-soak", flag.ContinueOnError)
-	quick := fs.Bool("quick", false, "tiny sizes ("+strings.Join(soak.QuickIDs, ", ")+"; under a minute): check that the rig works")
+	quick := fs.Bool("quick", false, "tiny sizes ("+strings.Join(soak.QuickIDs, ", ")+"; about two minutes): check that the rig works")
 	out := fs.String("out", "", "also write the report to this file (default: stdout only)")
 	only := fs.String("only", "", "comma-separated scenarios to run, from "+strings.Join(soak.IDs, ",")+" (default: all)")
 	duration := fs.Duration("duration", 0, "length of R20's load (default 10m)")
+	attack := fs.Duration("attack", 0, "length of R21's attacks on the console during R20's load (default 10m, 20s with -quick)")
 	fuzz := fs.Duration("fuzz", 0, "length of R12's hostile bodies (default 10m, 5s with -quick)")
 	restartPG := fs.Bool("restart-postgres", false, "let R5 restart the local PostgreSQL cluster in immediate mode (disturbs everyone using it; `make soak` sets it)")
 	cluster := fs.String("postgres-cluster", "", "cluster pg_ctlcluster restarts, as version/name (default: the first under /etc/postgresql)")
@@ -65,6 +66,9 @@ func run(ctx context.Context, args []string) error {
 	}
 	if *duration > 0 {
 		sizes.R20Duration = *duration
+	}
+	if *attack > 0 {
+		sizes.R21Duration = *attack
 	}
 	if *fuzz > 0 {
 		sizes.R12Duration = *fuzz
