@@ -17,7 +17,9 @@ import (
 // never rots: the binary built and run as separate processes, the worker
 // killed during the runs' wait (R1: 3 runs, 1 kill) and the Temporal server
 // killed with a timer and a send in flight (R6, once), and five seconds of
-// hostile bodies on the ingestion endpoints (R12). Each scenario must hold
+// hostile bodies on the ingestion endpoints (R12), and 20 seconds of hostile
+// sign-ins, rules, templates and partials during a small R20 load with one
+// worker kill (R21). Each scenario must hold
 // — every run completed, every email sent exactly once, no 5xx — and its
 // figures must show the faults really happened.
 func TestQuickSoak(t *testing.T) {
@@ -41,8 +43,8 @@ func TestQuickSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("\n%s", md.String())
-	if len(rep.Rows) != 3 {
-		t.Fatalf("want R1, R6 and R12, got %d rows", len(rep.Rows))
+	if len(rep.Rows) != 4 {
+		t.Fatalf("want R1, R6, R12 and R21, got %d rows", len(rep.Rows))
 	}
 	for _, r := range rep.Rows {
 		if !r.Pass() {
@@ -52,6 +54,14 @@ func TestQuickSoak(t *testing.T) {
 			// Hostile bodies were sent and answered, none with a 5xx.
 			if figures := strings.Join(r.Figures, " "); r.Refused != 0 || !strings.Contains(figures, "refused 4xx") || !strings.Contains(figures, ", 0 5xx") {
 				t.Errorf("R12: refused %d, figures %q", r.Refused, figures)
+			}
+			continue
+		}
+		if r.ID == "R21" {
+			// The attacks were sent and answered beside a load that ran.
+			figures := strings.Join(r.Figures, " ")
+			if !strings.Contains(figures, "hostile requests answered") || !strings.Contains(figures, "sign-in 4") || r.Runs == 0 || r.Kills != 1 {
+				t.Errorf("R21: %d runs, %d kills, figures %q", r.Runs, r.Kills, figures)
 			}
 			continue
 		}
