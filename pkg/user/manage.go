@@ -178,20 +178,24 @@ func (s *Store) ChangePassword(ctx context.Context, workspaceID, id, current, ne
 	if err != nil {
 		return fmt.Errorf("load user %s: %w", id, err)
 	}
-	ok, err := CheckPassword(hash, current)
+	// Both lengths are checked before any hashing.
+	if passwordTooLong(current) {
+		return &FieldError{Field: "current_password", Reason: "is not your current password"}
+	}
+	if err := checkNewPassword(next); err != nil {
+		return &FieldError{Field: "new_password", Reason: err.Error()}
+	}
+	ok, err := s.hasher.Check(ctx, hash, current)
 	if err != nil {
 		return fmt.Errorf("check password of user %s: %w", id, err)
 	}
 	if !ok {
 		return &FieldError{Field: "current_password", Reason: "is not your current password"}
 	}
-	if len(next) < MinPasswordLength {
-		return &FieldError{Field: "new_password", Reason: fmt.Sprintf("must be at least %d characters", MinPasswordLength)}
-	}
 	if next == current {
 		return &FieldError{Field: "new_password", Reason: "is your current password: choose a new one"}
 	}
-	newHash, err := HashPassword(next)
+	newHash, err := s.hasher.Hash(ctx, next)
 	if err != nil {
 		return err
 	}

@@ -17,12 +17,19 @@ const testPassword = "a long enough password"
 
 func newWorkspaceUsers(t *testing.T) (*user.Store, string) {
 	t.Helper()
+	return newWorkspaceUsersHashing(t, nil)
+}
+
+// newWorkspaceUsersHashing is newWorkspaceUsers with the Store's Hasher
+// (nil: the default).
+func newWorkspaceUsersHashing(t *testing.T, h *user.Hasher) (*user.Store, string) {
+	t.Helper()
 	pool := pgtest.NewPool(t)
 	ws, _, _, err := workspace.NewStore(pool).Bootstrap(context.Background(), "default", "Default")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return user.NewStore(pool), ws.ID
+	return user.NewStore(pool, user.Options{Hasher: h}), ws.ID
 }
 
 func mustCreate(t *testing.T, s *user.Store, ws, email string, role user.Role) user.User {

@@ -31,6 +31,18 @@ const MinPasswordLength = 10
 
 var errBadHash = errors.New("malformed password hash")
 
+// checkNewPassword says what is wrong with a password being set, as a
+// reason to follow the field's name ("must be at least 10 characters").
+func checkNewPassword(password string) error {
+	switch {
+	case len(password) < MinPasswordLength:
+		return fmt.Errorf("must be at least %d characters", MinPasswordLength)
+	case passwordTooLong(password):
+		return fmt.Errorf("must be at most %d characters", MaxPasswordLength)
+	}
+	return nil
+}
+
 // HashPassword hashes a password with argon2id and a random salt, as
 // $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> (unpadded base64).
 func HashPassword(password string) (string, error) {

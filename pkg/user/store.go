@@ -45,6 +45,14 @@ func (r Role) Valid() bool { return roleRank[r] > 0 }
 // console asks for the password again.
 const SessionTTL = 12 * time.Hour
 
+// DefaultIdleTimeout ends a session nobody used for this long (a browser
+// left open on a shared computer), before SessionTTL.
+const DefaultIdleTimeout = 30 * time.Minute
+
+// seenEvery is how stale a session's last_seen_at may get before a request
+// writes it again: one write a minute per browser, not one per page.
+const seenEvery = time.Minute
+
 // Errors of the store.
 var (
 	ErrNotFound = errors.New("user not found")
@@ -94,11 +102,37 @@ type Session struct {
 
 // Store keeps users and sessions in PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	hasher *Hasher
+	idle   time.Duration
 }
 
-// NewStore returns a Store over pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// Options adjust a Store; the zero value keeps every default.
+type Options struct {
+	// Hasher bounds concurrent password hashing. Default: one Hasher shared
+	// by every Store of the process, DefaultHashConcurrency wide.
+	Hasher *Hasher
+	// IdleTimeout ends sessions unused for this long. Default
+	// DefaultIdleTimeout.
+	IdleTimeout time.Duration
+}
+
+// NewStore returns a Store over pool, adjusted by the first of opts.
+func NewStore(pool *pgxpool.Pool, opts ...Options) *Store {
+	s := &Store{pool: pool, hasher: defaultHasher, idle: DefaultIdleTimeout}
+	if len(opts) > 0 {
+		if opts[0].Hasher != nil {
+			s.hasher = opts[0].Hasher
+		}
+		if opts[0].IdleTimeout > 0 {
+			s.idle = opts[0].IdleTimeout
+		}
+	}
+	return s
+}
+
+// Hasher returns the Hasher the Store checks passwords with.
+func (s *Store) Hasher() *Hasher { return s.hasher }
 
 const cols = `u.id::text, u.workspace_id::text, u.email, u.name, u.role, u.created_at, u.disabled_at, u.last_login_at`
 
@@ -126,10 +160,10 @@ func (s *Store) Create(ctx context.Context, workspaceID, email, name string, rol
 	if name = strings.TrimSpace(name); len(name) > 200 {
 		return User{}, &FieldError{Field: "name", Reason: "must be at most 200 characters"}
 	}
-	if len(password) < MinPasswordLength {
-		return User{}, &FieldError{Field: "password", Reason: fmt.Sprintf("must be at least %d characters", MinPasswordLength)}
+	if err := checkNewPassword(password); err != nil {
+		return User{}, &FieldError{Field: "password", Reason: err.Error()}
 	}
-	hash, err := HashPassword(password)
+	hash, err := s.hasher.Hash(ctx, password)
 	if err != nil {
 		return User{}, err
 	}
@@ -159,7 +193,13 @@ func (s *Store) Count(ctx context.Context, workspaceID string) (int, error) {
 // ErrAmbiguous returned if it matches in more than one. Unknown emails take
 // as long to refuse as wrong passwords. A deactivated account is not
 // signed in: ErrDisabled when it is the only match of the password.
+// A password longer than MaxPasswordLength is refused at once
+// (ErrPasswordTooLong), and ErrBusy says too many passwords are being
+// checked at this moment.
 func (s *Store) Authenticate(ctx context.Context, workspaceSlug, email, password string) (User, error) {
+	if passwordTooLong(password) {
+		return User{}, ErrPasswordTooLong
+	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+cols+`, u.password_hash FROM users u JOIN workspaces w ON w.id = u.workspace_id
 		WHERE u.email = $1 AND ($2 = '' OR w.slug = $2) ORDER BY u.created_at LIMIT 20`, NormalizeEmail(email), workspaceSlug)
@@ -184,13 +224,18 @@ func (s *Store) Authenticate(ctx context.Context, workspaceSlug, email, password
 		return User{}, fmt.Errorf("authenticate: %w", err)
 	}
 	if len(cands) == 0 {
-		_, _ = CheckPassword(dummyHash(), password)
+		if _, err := s.hasher.Check(ctx, dummyHash(), password); errors.Is(err, ErrBusy) {
+			return User{}, ErrBusy // as a known email would be answered
+		}
 		return User{}, ErrBadCredentials
 	}
 	var matches []User
 	disabled := false
 	for _, c := range cands {
-		ok, err := CheckPassword(c.hash, password)
+		ok, err := s.hasher.Check(ctx, c.hash, password)
+		if errors.Is(err, ErrBusy) {
+			return User{}, ErrBusy
+		}
 		if err != nil {
 			return User{}, fmt.Errorf("authenticate user %s: %w", c.u.ID, err)
 		}
@@ -238,30 +283,39 @@ func (s *Store) StartSession(ctx context.Context, u User, now time.Time) (token 
 		return "", sess, fmt.Errorf("start session: %w", err)
 	}
 	sess = Session{User: u, CSRF: csrf, ExpiresAt: now.Add(SessionTTL)}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, workspace_id, user_id, csrf_token, expires_at) VALUES ($1, $2, $3, $4, $5)`,
-		hashToken(token), u.WorkspaceID, u.ID, csrf, sess.ExpiresAt); err != nil {
+	if _, err := s.pool.Exec(ctx, `INSERT INTO sessions (id, workspace_id, user_id, csrf_token, expires_at, last_seen_at) VALUES ($1, $2, $3, $4, $5, $6)`,
+		hashToken(token), u.WorkspaceID, u.ID, csrf, sess.ExpiresAt, now); err != nil {
 		return "", sess, fmt.Errorf("start session: %w", err)
 	}
 	if _, err := s.pool.Exec(ctx, `UPDATE users SET last_login_at = $3 WHERE workspace_id = $1 AND id = $2`, u.WorkspaceID, u.ID, now); err != nil {
 		return "", sess, fmt.Errorf("record sign-in: %w", err)
 	}
-	// Expired sessions of anyone are cleared now and then, on sign-in.
-	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1`, now); err != nil {
+	// Expired and idle sessions of anyone are cleared now and then, on sign-in.
+	if _, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE expires_at < $1 OR last_seen_at < $2`, now, now.Add(-s.idle)); err != nil {
 		return "", sess, fmt.Errorf("clear expired sessions: %w", err)
 	}
 	return token, sess, nil
 }
 
-// Session returns the live session of a token, with its user.
+// Session returns the live session of a token, with its user, and records
+// that it was used at now. A session not used for the Store's idle timeout
+// has ended (ErrNoSession), like one past its ExpiresAt.
 func (s *Store) Session(ctx context.Context, token string, now time.Time) (Session, error) {
 	if token == "" {
 		return Session{}, ErrNoSession
 	}
 	var sess Session
+	// One round trip: the CTE moves last_seen_at (when over a minute old)
+	// and the SELECT reads the row as it was, which passes the same test.
 	u, err := scanUser(s.pool.QueryRow(ctx, `
+		WITH seen AS (
+			UPDATE sessions SET last_seen_at = $2
+			WHERE id = $1 AND expires_at > $2 AND last_seen_at > $3 AND last_seen_at < $4
+		)
 		SELECT `+cols+`, s.csrf_token, s.expires_at FROM sessions s
 		JOIN users u ON u.workspace_id = s.workspace_id AND u.id = s.user_id
-		WHERE s.id = $1 AND s.expires_at > $2 AND u.disabled_at IS NULL`, hashToken(token), now), &sess.CSRF, &sess.ExpiresAt)
+		WHERE s.id = $1 AND s.expires_at > $2 AND s.last_seen_at > $3 AND u.disabled_at IS NULL`,
+		hashToken(token), now, now.Add(-s.idle), now.Add(-seenEvery)), &sess.CSRF, &sess.ExpiresAt)
 	if errors.Is(err, ErrNotFound) {
 		return Session{}, ErrNoSession
 	}

@@ -73,9 +73,15 @@ func TestUsersAndSessions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := s.Session(ctx, token, now.Add(time.Hour))
+	got, err := s.Session(ctx, token, now.Add(10*time.Minute))
 	if err != nil || got.User.ID != u.ID || !got.CheckCSRF(sess.CSRF) || got.CheckCSRF("") || got.CheckCSRF("x") {
 		t.Fatalf("session: %+v %v", got, err)
+	}
+	// Used every 20 minutes, a session still ends after SessionTTL.
+	for at := 30 * time.Minute; at < user.SessionTTL; at += 20 * time.Minute {
+		if _, err := s.Session(ctx, token, now.Add(at)); err != nil {
+			t.Fatalf("session used every 20 minutes, at %s: %v", at, err)
+		}
 	}
 	if _, err := s.Session(ctx, token, now.Add(user.SessionTTL+time.Minute)); !errors.Is(err, user.ErrNoSession) {
 		t.Fatalf("expired session: %v", err)
