@@ -26,9 +26,10 @@ type ingestResponse struct {
 	Accepted   int  `json:"accepted"`
 	Duplicates int  `json:"duplicates"`
 	Rejected   int  `json:"rejected"`
-	// Suppressed counts records dropped because they name an erased person.
-	Suppressed int          `json:"suppressed"`
-	Errors     []FieldError `json:"errors,omitempty"`
+	// Records dropped because they name an erased person are counted in
+	// Accepted: a write key is public (it sits in web pages), and its
+	// holder must not learn that someone was erased.
+	Errors []FieldError `json:"errors,omitempty"`
 }
 
 // ingestHandler serves one Segment call type ("" for /v1/batch). The key may
@@ -124,6 +125,9 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if res.Suppressed > 0 { // answered as accepted: this log is where they show
+			s.logger.DebugContext(c.Request().Context(), "records about erased people dropped", "workspace_id", k.WorkspaceID, "records", res.Suppressed)
+		}
 		// Real-time segments: only those the records can change. The records
 		// are committed already; should this fail, the scheduled sweep
 		// catches up, so it is logged, not returned.
@@ -148,8 +152,8 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 			return p
 		}
 		return c.JSON(http.StatusOK, ingestResponse{
-			Success: true, Accepted: res.Accepted, Duplicates: res.Duplicates,
-			Rejected: len(rejected), Suppressed: res.Suppressed, Errors: fieldErrs,
+			Success: true, Accepted: res.Accepted + res.Suppressed, Duplicates: res.Duplicates,
+			Rejected: len(rejected), Errors: fieldErrs,
 		})
 	}
 }

@@ -61,7 +61,9 @@ type Result struct {
 	// Conflicts counts links refused because they would join two people.
 	Conflicts int
 	// Suppressed counts records dropped because they carry an identifier of
-	// an erased person.
+	// an erased person. It is for operators and tests: the API answers
+	// these records as accepted, so that a write key's holder cannot learn
+	// that someone was erased.
 	Suppressed int
 	// Changes says, per profile, what the call changed (for segment
 	// re-evaluation), profiles merged away included.
@@ -248,6 +250,18 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		freshIDs[rk.m] = id
 		recordKeysOf = append(recordKeysOf, identity.Keys(rk.m, settings))
 		all = append(all, rk.keys...)
+	}
+	// A messageId repeated in one call is a duplicate whether or not its
+	// person was erased: callers answer suppressed records as accepted, and
+	// the repeat must not tell the two apart.
+	seen := make(map[string]bool, len(msgs))
+	for i := range msgs {
+		if res.Outcomes[i] == OutcomeSuppressed && seen[msgs[i].MessageID] {
+			res.Outcomes[i] = OutcomeDuplicate
+			res.Suppressed--
+			res.Duplicates++
+		}
+		seen[msgs[i].MessageID] = true
 	}
 	res.Accepted = len(fresh)
 	if len(fresh) == 0 {
