@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/csv"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -9,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/parcours/parcours/pkg/csvsafe"
 	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/report"
 )
@@ -93,7 +93,8 @@ func writeCSV(c echo.Context, name string, rows [][]string) error {
 	c.Response().Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	c.Response().Header().Set(echo.HeaderContentDisposition, `attachment; filename="`+name+`.csv"`)
 	c.Response().WriteHeader(http.StatusOK)
-	w := csv.NewWriter(c.Response())
+	// Names and touchpoints come from events: csvsafe keeps them data.
+	w := csvsafe.NewWriter(c.Response())
 	if err := w.WriteAll(rows); err != nil {
 		return err
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/csv"
 	"errors"
 	"net/http"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/temporal"
 
+	"github.com/parcours/parcours/pkg/csvsafe"
 	"github.com/parcours/parcours/pkg/rules"
 	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/workflows"
@@ -225,7 +225,8 @@ func (s *Server) writeMembersCSV(c echo.Context, ws string, sg segment.Segment) 
 	res.Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
 	res.Header().Set(echo.HeaderContentDisposition, `attachment; filename="segment-`+sg.Slug+`.csv"`)
 	res.WriteHeader(http.StatusOK)
-	w := csv.NewWriter(res)
+	// Cells come from write keys (user ids, emails): csvsafe keeps them data.
+	w := csvsafe.NewWriter(res)
 	_ = w.Write([]string{"profile_id", "entered_at", "email", "user_id", "state"})
 	cursor := ""
 	for {
