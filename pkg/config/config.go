@@ -45,6 +45,9 @@ var Vars = []Var{
 	{"PARCOURS_SECRET_KEY", "(dev: generated in .parcours/secret.key)", "Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts channel secrets (SendGrid API keys, webhook signing secrets) with AES-256-GCM and signs unsubscribe links. Required by `parcours api` and `parcours worker` to use channels; keep it stable, or stored secrets no longer decrypt."},
 	{"PARCOURS_PUBLIC_URL", "(dev: the API's URL)", "Public base URL of the API, used in the unsubscribe links of emails (List-Unsubscribe)."},
 	{"PARCOURS_OUTBOUND_ALLOW", "(none)", "Comma-separated hosts that webhooks and provider base URLs may reach although they are loopback or private (e.g. a local SendGrid fake: 127.0.0.1). Every other private address is refused at dial time."},
+	{"PARCOURS_TRUST_PROXY", "false", "true when the API is reached only through a reverse proxy or load balancer that sets X-Forwarded-For and X-Forwarded-Proto: the client's address (sign-in throttling) and https (Secure cookies, HSTS) are then read from them, from proxies on loopback or private addresses. false: the connection's own address and scheme, whatever the headers say."},
+	{"PARCOURS_SESSION_IDLE_TIMEOUT", "30m", "A console session unused for this long ends (sign in again); sessions end after 12 hours in any case."},
+	{"PARCOURS_PASSWORD_HASH_CONCURRENCY", "4", "How many sign-in password checks (argon2id, 19 MiB each) an API process runs at once; a few more wait up to 2 s, the rest are answered 503 with Retry-After."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"LOG_FORMAT", "text", "text or json."},
 }
@@ -72,8 +75,14 @@ type Config struct {
 	SecretKey     []byte
 	PublicURL     string
 	OutboundAllow []string
-	LogLevel      slog.Level
-	LogFormat     string
+	// TrustProxy is PARCOURS_TRUST_PROXY: forwarding headers are believed.
+	TrustProxy bool
+	// SessionIdleTimeout is PARCOURS_SESSION_IDLE_TIMEOUT.
+	SessionIdleTimeout time.Duration
+	// PasswordHashConcurrency is PARCOURS_PASSWORD_HASH_CONCURRENCY.
+	PasswordHashConcurrency int
+	LogLevel                slog.Level
+	LogFormat               string
 }
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
@@ -138,6 +147,18 @@ func Load(getenv func(string) string) (Config, error) {
 		if h = strings.TrimSpace(h); h != "" {
 			c.OutboundAllow = append(c.OutboundAllow, h)
 		}
+	}
+	trust := get("PARCOURS_TRUST_PROXY", "false")
+	if c.TrustProxy, err = strconv.ParseBool(trust); err != nil {
+		errs = append(errs, fmt.Sprintf("PARCOURS_TRUST_PROXY=%q must be true or false", trust))
+	}
+	idle := get("PARCOURS_SESSION_IDLE_TIMEOUT", "30m")
+	if c.SessionIdleTimeout, err = time.ParseDuration(idle); err != nil || c.SessionIdleTimeout < time.Minute {
+		errs = append(errs, fmt.Sprintf("PARCOURS_SESSION_IDLE_TIMEOUT=%q is not a duration of at least 1m, such as 30m", idle))
+	}
+	hashes := get("PARCOURS_PASSWORD_HASH_CONCURRENCY", "4")
+	if c.PasswordHashConcurrency, err = strconv.Atoi(hashes); err != nil || c.PasswordHashConcurrency < 1 || c.PasswordHashConcurrency > 64 {
+		errs = append(errs, fmt.Sprintf("PARCOURS_PASSWORD_HASH_CONCURRENCY=%q is not a number from 1 to 64 (each check holds 19 MiB)", hashes))
 	}
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Sprintf("LOG_FORMAT=%q must be text or json", c.LogFormat))

@@ -17,7 +17,8 @@ func TestDefaultsNeedNoEnvironment(t *testing.T) {
 	}
 	if c.DatabaseURL != "postgres://localhost:5432/parcours" || c.HTTPAddr != ":8080" ||
 		c.TemporalPort != 7233 || c.TemporalUIPort != 8233 || c.TaskQueue != "parcours" ||
-		c.TemporalNamespace != "default" || c.RequestTimeout != 30*time.Second || c.TemporalAddress != "" {
+		c.TemporalNamespace != "default" || c.RequestTimeout != 30*time.Second || c.TemporalAddress != "" ||
+		c.TrustProxy || c.SessionIdleTimeout != 30*time.Minute || c.PasswordHashConcurrency != 4 {
 		t.Fatalf("defaults = %+v", c)
 	}
 }
@@ -25,9 +26,12 @@ func TestDefaultsNeedNoEnvironment(t *testing.T) {
 func TestInvalidValuesAreAllReported(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{
-		"PARCOURS_TEMPORAL_PORT":   "seventy",
-		"PARCOURS_REQUEST_TIMEOUT": "soon",
-		"LOG_LEVEL":                "loud",
+		"PARCOURS_TEMPORAL_PORT":             "seventy",
+		"PARCOURS_REQUEST_TIMEOUT":           "soon",
+		"LOG_LEVEL":                          "loud",
+		"PARCOURS_TRUST_PROXY":               "sometimes",
+		"PARCOURS_SESSION_IDLE_TIMEOUT":      "0",
+		"PARCOURS_PASSWORD_HASH_CONCURRENCY": "1000",
 	}
 	_, err := config.Load(func(k string) string { return env[k] })
 	if err == nil {
@@ -37,6 +41,19 @@ func TestInvalidValuesAreAllReported(t *testing.T) {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error %q does not name %s", err, name)
 		}
+	}
+}
+
+// Operators behind a proxy say so; the settings are read as given.
+func TestProxyAndSignInSettings(t *testing.T) {
+	t.Parallel()
+	env := map[string]string{"PARCOURS_TRUST_PROXY": "true", "PARCOURS_SESSION_IDLE_TIMEOUT": "2h", "PARCOURS_PASSWORD_HASH_CONCURRENCY": "2"}
+	c, err := config.Load(func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TrustProxy || c.SessionIdleTimeout != 2*time.Hour || c.PasswordHashConcurrency != 2 {
+		t.Fatalf("config %+v", c)
 	}
 }
 
