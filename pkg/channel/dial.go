@@ -3,6 +3,7 @@ package channel
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -72,4 +73,32 @@ var nonPublic = []netip.Prefix{
 	netip.MustParsePrefix("198.18.0.0/15"), // benchmarking
 	netip.MustParsePrefix("240.0.0.0/4"),   // reserved, and broadcast
 	netip.MustParsePrefix("64:ff9b::/96"),  // NAT64 may reach private IPv4
+}
+
+// MaxProviderResponse is the most of a provider's answer (SendGrid, Twilio)
+// that is read: their answers are a few hundred bytes, and sendgrid-go reads
+// a body whole, so an endpoint behind a workspace's base URL that answers
+// without end would otherwise hold a send and its memory until the timeout.
+const MaxProviderResponse = 1 << 20
+
+// limitBodies wraps rt so that no response body yields more than n bytes:
+// past them a read reports io.EOF.
+func limitBodies(rt http.RoundTripper, n int64) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		resp, err := rt.RoundTrip(req)
+		if err == nil && resp.Body != nil {
+			resp.Body = limitedBody{io.LimitReader(resp.Body, n), resp.Body}
+		}
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// limitedBody reads through a LimitReader and closes the real body.
+type limitedBody struct {
+	io.Reader
+	io.Closer
 }

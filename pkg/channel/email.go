@@ -66,10 +66,13 @@ type SendGrid struct {
 
 // NewSendGrid returns a sender whose dials are guarded by SafeTransport
 // (the base URL is workspace-configurable); allow lists exempt hosts.
+// Answers are read up to MaxProviderResponse.
 func NewSendGrid(allow []string) *SendGrid {
 	// SendGrid answers mail/send in well under a second; 30 s covers a slow
 	// region without holding an activity slot for long.
-	return &SendGrid{Client: &http.Client{Transport: SafeTransport(allow), Timeout: 30 * time.Second}, Now: time.Now}
+	return &SendGrid{Client: &http.Client{Transport: limitBodies(SafeTransport(allow), MaxProviderResponse), Timeout: 30 * time.Second,
+		// An API answer is final: a redirect is not followed with the key.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, Now: time.Now}
 }
 
 // Send posts m with apiKey to baseURL ("" means SendGrid's global host).

@@ -59,7 +59,7 @@ func NewTwilio(allow []string) *Twilio {
 	return &Twilio{
 		// Twilio answers a Messages POST in well under a second; 30 s
 		// covers a slow region without holding an activity slot for long.
-		Client: &http.Client{Transport: SafeTransport(allow), Timeout: 30 * time.Second,
+		Client: &http.Client{Transport: limitBodies(SafeTransport(allow), MaxProviderResponse), Timeout: 30 * time.Second,
 			// An API answer is final: a redirect is not followed with the credentials.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
 		Now: time.Now,
