@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/parcours/parcours/pkg/broadcast"
+	"github.com/parcours/parcours/pkg/trigger"
 	"github.com/parcours/parcours/workflows"
 )
 
@@ -86,12 +87,12 @@ func (s *Server) createBroadcast(c echo.Context) error {
 	if err != nil {
 		return broadcastProblem(err)
 	}
-	if err := workflows.ScheduleBroadcast(ctx, s.Temporal, s.TaskQueue, ws, b, now); err != nil {
+	if err := trigger.ScheduleBroadcast(ctx, s.Temporal, s.TaskQueue, ws, b, now); err != nil {
 		// Not scheduled: the broadcast would never send, so it is not kept.
 		if derr := s.broadcasts().Delete(context.WithoutCancel(ctx), ws, b.ID); derr != nil {
 			s.logger.ErrorContext(ctx, "could not remove a broadcast Temporal refused", "broadcast", b.ID, "err", derr)
 		}
-		if errors.Is(err, workflows.ErrBadCron) {
+		if errors.Is(err, trigger.ErrBadCron) {
 			return invalid("Temporal cannot run this schedule.", FieldError{Field: "schedule.cron", Reason: err.Error()})
 		}
 		return err
@@ -139,7 +140,7 @@ func (s *Server) cancelBroadcast(c echo.Context) error {
 		return broadcastProblem(err)
 	}
 	if s.Temporal != nil {
-		if err := workflows.CancelBroadcast(ctx, s.Temporal, ws, b, running); err != nil {
+		if err := trigger.CancelBroadcast(ctx, s.Temporal, ws, b, running); err != nil {
 			// The database status already stops every send; this is tidying.
 			s.logger.WarnContext(ctx, "broadcast cancelled, but Temporal could not be told", "broadcast", id, "err", err)
 		}

@@ -20,6 +20,7 @@ import (
 	"github.com/parcours/parcours/pkg/broadcast"
 	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/channel/channeltest"
+	"github.com/parcours/parcours/pkg/trigger"
 	"github.com/parcours/parcours/worker"
 	"github.com/parcours/parcours/workflows"
 )
@@ -150,7 +151,7 @@ func TestBroadcastSendsInBatchesOncePerPerson(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := workflows.ScheduleBroadcast(ctx, e.tc, e.taskQueue, e.ws.ID, bc, time.Now()); err == nil {
+	if err := trigger.ScheduleBroadcast(ctx, e.tc, e.taskQueue, e.ws.ID, bc, time.Now()); err == nil {
 		t.Fatal("a second start of the same occurrence was accepted")
 	}
 	// ... a run under another id finds the occurrence done ...
@@ -246,7 +247,7 @@ func TestRecurringBroadcastRunsOnATemporalSchedule(t *testing.T) {
 		t.Fatalf("create: %d %v", status, b)
 	}
 	id := b["id"].(string)
-	h := e.tc.ScheduleClient().GetHandle(ctx, workflows.BroadcastScheduleID(e.ws.ID, id))
+	h := e.tc.ScheduleClient().GetHandle(ctx, trigger.BroadcastScheduleID(e.ws.ID, id))
 	desc, err := h.Describe(ctx)
 	if err != nil {
 		t.Fatal(err)

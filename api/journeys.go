@@ -146,7 +146,7 @@ func (s *Server) journeyRuns(c echo.Context) error {
 		return err
 	}
 	if wid := c.QueryParam("workflow_id"); wid != "" {
-		if !strings.HasPrefix(wid, workflows.JourneyRunID(ws, id, "", "")) {
+		if !strings.HasPrefix(wid, trigger.JourneyRunID(ws, id, "", "")) {
 			return problem(http.StatusNotFound, "No such run of this journey.")
 		}
 		v, err := s.Temporal.QueryWorkflow(ctx, wid, "", workflows.StateQuery)
@@ -389,7 +389,7 @@ func (s *Server) reconcileMerges(ctx context.Context, workspaceID string, change
 		}
 		for _, r := range gone {
 			key := func(run journey.Run) string {
-				return strings.TrimPrefix(run.WorkflowID, workflows.JourneyRunID(workspaceID, run.JourneyID, run.ProfileID, ""))
+				return strings.TrimPrefix(run.WorkflowID, trigger.JourneyRunID(workspaceID, run.JourneyID, run.ProfileID, ""))
 			}
 			dup := slices.ContainsFunc(kept, func(k journey.Run) bool { return k.JourneyID == r.JourneyID && key(k) == key(r) })
 			if dup {

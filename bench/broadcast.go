@@ -22,6 +22,7 @@ import (
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/template"
+	"github.com/parcours/parcours/pkg/trigger"
 	"github.com/parcours/parcours/worker"
 	"github.com/parcours/parcours/workflows"
 )
@@ -119,7 +120,7 @@ func benchBroadcast(ctx context.Context, s Sizes, databaseURL string, a *parcour
 	if err != nil {
 		return f, err
 	}
-	if err := workflows.ScheduleBroadcast(ctx, c, queue, t.id, b, start); err != nil {
+	if err := trigger.ScheduleBroadcast(ctx, c, queue, t.id, b, start); err != nil {
 		return f, err
 	}
 	var res workflows.BroadcastResult

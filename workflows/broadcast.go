@@ -36,16 +36,11 @@ const (
 
 // BroadcastRunID is the workflow id of one occurrence: broadcast/<workspace>/
 // <broadcast>/<occurrence>. A one-off broadcast's occurrence is "once", so
-// a duplicate start is refused by Temporal.
+// a duplicate start is refused by Temporal. It stays here, with the
+// workflow, because a schedule's run reads its occurrence from its id
+// (occurrenceOf); the starts are in pkg/trigger.
 func BroadcastRunID(workspaceID, broadcastID, occurrence string) string {
 	return "broadcast/" + workspaceID + "/" + broadcastID + "/" + occurrence
-}
-
-// BroadcastScheduleID is the Temporal Schedule of a recurring broadcast.
-// Its runs are named BroadcastRunID(..., "at") followed by "-" and the
-// scheduled time (Temporal appends it), one id per occurrence.
-func BroadcastScheduleID(workspaceID, broadcastID string) string {
-	return "broadcast/" + workspaceID + "/" + broadcastID
 }
 
 // BroadcastInput starts an occurrence. Ids only.

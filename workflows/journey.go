@@ -66,17 +66,6 @@ const (
 // which the server suggests it, whatever the server's settings.
 const historyBound = 2000
 
-// JourneyRunID builds a run's workflow id from its business key. key is the
-// correlation value (e.g. the cart id), or the entry number for journeys
-// entered every time, or "" for one run at a time.
-func JourneyRunID(workspaceID, journeyID, profileID, key string) string {
-	id := "journey/" + workspaceID + "/" + journeyID + "/" + profileID
-	if key != "" {
-		id += "/" + key
-	}
-	return id
-}
-
 // JourneyInput starts a run. It carries ids only: no personal data goes into
 // Temporal history.
 type JourneyInput struct {

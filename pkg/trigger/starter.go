@@ -1,8 +1,13 @@
-// Package trigger starts journey runs: it applies a live journey's trigger
+// Package trigger is the client side of Parcours' journeys and broadcasts:
+// the workflow ids their runs are started under, their start options, and
+// the starts themselves. For journeys it applies a live journey's trigger
 // filter, entry filter and re-entry policy to a record, and starts the run
 // with SignalWithStart on a deterministic workflow id. The API calls it
 // right after storing records; the Dispatcher (in the worker process)
 // calls it for the starts the API could not make (journey_triggers).
+// Broadcasts are started, or put on a Temporal Schedule, by
+// ScheduleBroadcast. (The workflows themselves, and the names and inputs
+// they are started with, are in package workflows.)
 package trigger
 
 import (
@@ -23,6 +28,17 @@ import (
 	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/workflows"
 )
+
+// JourneyRunID builds a run's workflow id from its business key. key is the
+// correlation value (e.g. the cart id), or the entry number for journeys
+// entered every time, or "" for one run at a time.
+func JourneyRunID(workspaceID, journeyID, profileID, key string) string {
+	id := "journey/" + workspaceID + "/" + journeyID + "/" + profileID
+	if key != "" {
+		id += "/" + key
+	}
+	return id
+}
 
 // Starter enters profiles into live journeys.
 type Starter struct {
@@ -93,7 +109,7 @@ func (s *Starter) Enter(ctx context.Context, workspaceID string, j journey.Live,
 			return "", "the profile entered this journey less than " + d.Entry.Cooldown + " ago (cooldown)", err
 		}
 	}
-	wid = workflows.JourneyRunID(workspaceID, j.ID, profileID, key)
+	wid = JourneyRunID(workspaceID, j.ID, profileID, key)
 	if !queuedAt.IsZero() {
 		// A retry: the run may have started, and even ended, already.
 		started, err := s.Journeys.EnteredSince(ctx, workspaceID, wid, queuedAt)

@@ -1,4 +1,4 @@
-package workflows
+package trigger
 
 import (
 	"context"
@@ -12,10 +12,11 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/parcours/parcours/pkg/broadcast"
+	"github.com/parcours/parcours/workflows"
 )
 
-// Client-side helpers (not workflow code): how the API, and the benchmark,
-// put a broadcast on Temporal.
+// How the API, and the benchmark, put a broadcast on Temporal: the ids of
+// its runs and schedule, their start options.
 
 // ErrBadCron is a cron expression or time zone Temporal refused.
 var ErrBadCron = errors.New("Temporal refused the schedule")
@@ -25,14 +26,21 @@ var ErrBadCron = errors.New("Temporal refused the schedule")
 // none.
 const broadcastCatchup = time.Hour
 
+// BroadcastScheduleID is the Temporal Schedule of a recurring broadcast.
+// Its runs are named workflows.BroadcastRunID(..., "at") followed by "-"
+// and the scheduled time (Temporal appends it), one id per occurrence.
+func BroadcastScheduleID(workspaceID, broadcastID string) string {
+	return "broadcast/" + workspaceID + "/" + broadcastID
+}
+
 // ScheduleBroadcast puts a saved broadcast on Temporal: a workflow started
 // now, or at schedule.at (StartDelay), with the deterministic id of its one
 // occurrence (a second start is refused, even after the first finished); or
 // a Temporal Schedule for a cron, each run with an id naming its scheduled
 // time.
 func ScheduleBroadcast(ctx context.Context, c client.Client, taskQueue, workspaceID string, b broadcast.Broadcast, now time.Time) error {
-	sa := temporal.NewSearchAttributes(SAWorkspace.ValueSet(workspaceID))
-	in := BroadcastInput{WorkspaceID: workspaceID, BroadcastID: b.ID}
+	sa := temporal.NewSearchAttributes(workflows.SAWorkspace.ValueSet(workspaceID))
+	in := workflows.BroadcastInput{WorkspaceID: workspaceID, BroadcastID: b.ID}
 	if b.Schedule.Recurring() {
 		_, err := c.ScheduleClient().Create(ctx, client.ScheduleOptions{
 			ID: BroadcastScheduleID(workspaceID, b.ID),
@@ -41,8 +49,8 @@ func ScheduleBroadcast(ctx context.Context, c client.Client, taskQueue, workspac
 				TimeZoneName:    b.Schedule.Timezone,
 			},
 			Action: &client.ScheduleWorkflowAction{
-				ID:                    BroadcastRunID(workspaceID, b.ID, "at"),
-				Workflow:              BroadcastWorkflow,
+				ID:                    workflows.BroadcastRunID(workspaceID, b.ID, "at"),
+				Workflow:              workflows.BroadcastWorkflow,
 				Args:                  []any{in},
 				TaskQueue:             taskQueue,
 				TypedSearchAttributes: sa,
@@ -63,7 +71,7 @@ func ScheduleBroadcast(ctx context.Context, c client.Client, taskQueue, workspac
 	}
 	in.Occurrence = broadcast.Once
 	opts := client.StartWorkflowOptions{
-		ID:                       BroadcastRunID(workspaceID, b.ID, broadcast.Once),
+		ID:                       workflows.BroadcastRunID(workspaceID, b.ID, broadcast.Once),
 		TaskQueue:                taskQueue,
 		WorkflowIDReusePolicy:    enumspb.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 		WorkflowIDConflictPolicy: enumspb.WORKFLOW_ID_CONFLICT_POLICY_FAIL,
@@ -75,7 +83,7 @@ func ScheduleBroadcast(ctx context.Context, c client.Client, taskQueue, workspac
 	if b.Schedule != nil && b.Schedule.At != nil {
 		opts.StartDelay = max(b.Schedule.At.Sub(now), 0)
 	}
-	if _, err := c.ExecuteWorkflow(ctx, opts, BroadcastWorkflow, in); err != nil {
+	if _, err := c.ExecuteWorkflow(ctx, opts, workflows.BroadcastWorkflow, in); err != nil {
 		return fmt.Errorf("start broadcast %s: %w", b.ID, err)
 	}
 	return nil
@@ -99,7 +107,7 @@ func CancelBroadcast(ctx context.Context, c client.Client, workspaceID string, b
 	} else if len(running) == 0 {
 		// Not started yet (a start delay), or starting: cancelled, the run
 		// records the cancellation and sends nothing.
-		running = []string{BroadcastRunID(workspaceID, b.ID, broadcast.Once)}
+		running = []string{workflows.BroadcastRunID(workspaceID, b.ID, broadcast.Once)}
 	}
 	for _, id := range running {
 		if err := c.CancelWorkflow(ctx, id, ""); !ignore(err) {
