@@ -117,42 +117,58 @@ func (s *Store) resolve(ctx context.Context, q querier, workspaceID string, t Te
 		cache[slug] = p
 		return p, true, nil
 	}
-	var expand func(field, src string, part func(Template) string, path []string) (string, error)
-	expand = func(field, src string, part func(Template) string, path []string) (string, error) {
-		var firstErr error
-		out := partialRe.ReplaceAllStringFunc(src, func(tag string) string {
-			if firstErr != nil {
-				return ""
+	// expand writes src into sb with its partials rendered in, counting
+	// the bytes as it goes: partials within partials multiply (20 × 20 ×
+	// 100 KB is 40 MB), so the part stops as soon as it passes MaxSource,
+	// before anything larger is built.
+	var expand func(sb *strings.Builder, field, src string, part func(Template) string, path []string) error
+	write := func(sb *strings.Builder, field, s string, path []string) error {
+		if sb.Len()+len(s) <= MaxSource {
+			sb.WriteString(s)
+			return nil
+		}
+		if len(path) < 2 {
+			return &FieldError{field, fmt.Sprintf("is longer than %d KB", MaxSource>>10)}
+		}
+		return &FieldError{field, fmt.Sprintf("is longer than %d KB with its partials rendered in: partial %q passes it (%s); render fewer or shorter partials",
+			MaxSource>>10, path[len(path)-1], strings.Join(path, " → "))}
+	}
+	expand = func(sb *strings.Builder, field, src string, part func(Template) string, path []string) error {
+		last := 0
+		for _, m := range partialRe.FindAllStringSubmatchIndex(src, -1) {
+			if err := write(sb, field, src[last:m[0]], path); err != nil {
+				return err
 			}
-			slug := partialRe.FindStringSubmatch(tag)[1]
+			last = m[1]
+			slug := src[m[2]:m[3]]
+			inner := slices.Concat(path, []string{slug})
 			switch {
 			case slices.Contains(path, slug):
-				firstErr = &FieldError{field, fmt.Sprintf("partial %q renders itself (%s)", slug, strings.Join(append(path, slug), " → "))}
-				return ""
+				return &FieldError{field, fmt.Sprintf("partial %q renders itself (%s)", slug, strings.Join(inner, " → "))}
 			case len(path) > maxPartialDepth:
-				firstErr = &FieldError{field, fmt.Sprintf("partials nest deeper than %d (%s)", maxPartialDepth, strings.Join(append(path, slug), " → "))}
-				return ""
+				return &FieldError{field, fmt.Sprintf("partials nest deeper than %d (%s)", maxPartialDepth, strings.Join(inner, " → "))}
 			}
 			p, ok, err := load(slug)
 			switch {
 			case err != nil:
-				firstErr = err
-				return ""
+				return err
 			case !ok || p.Kind != KindPartial:
-				firstErr = &FieldError{field, fmt.Sprintf("renders %q, which is not a partial of this workspace (create it with kind partial)", slug)}
-				return ""
+				return &FieldError{field, fmt.Sprintf("renders %q, which is not a partial of this workspace (create it with kind partial)", slug)}
 			case p.Channel != t.Channel:
-				firstErr = &FieldError{field, fmt.Sprintf("renders %q, a partial for %s, not %s", slug, p.Channel, t.Channel)}
-				return ""
+				return &FieldError{field, fmt.Sprintf("renders %q, a partial for %s, not %s", slug, p.Channel, t.Channel)}
 			}
-			inner, err := expand(field, part(p), part, append(path, slug))
-			if err != nil {
-				firstErr = err
-				return ""
+			if err := expand(sb, field, part(p), part, inner); err != nil {
+				return err
 			}
-			return inner
-		})
-		return out, firstErr
+		}
+		return write(sb, field, src[last:], path)
+	}
+	expanded := func(field, src string, part func(Template) string, path []string) (string, error) {
+		var sb strings.Builder
+		if err := expand(&sb, field, src, part, path); err != nil {
+			return "", err
+		}
+		return sb.String(), nil
 	}
 	parts := []struct {
 		field string
@@ -166,7 +182,7 @@ func (s *Store) resolve(ctx context.Context, q querier, workspaceID string, t Te
 	}
 	self := []string{t.Slug}
 	for _, p := range parts {
-		v, err := expand(p.field, *p.dst, p.get, self)
+		v, err := expanded(p.field, *p.dst, p.get, self)
 		if err != nil {
 			return t, err
 		}
@@ -185,7 +201,7 @@ func (s *Store) resolve(ctx context.Context, q querier, workspaceID string, t Te
 		return t, &FieldError{"layout", fmt.Sprintf("%q frames %s, not %s", t.Layout, l.Channel, t.Channel)}
 	}
 	for _, p := range parts[2:] {
-		v, err := expand("layout", p.get(l), p.get, []string{l.Slug})
+		v, err := expanded("layout", p.get(l), p.get, []string{l.Slug})
 		if err != nil {
 			return t, err
 		}
@@ -199,6 +215,9 @@ func (s *Store) resolve(ctx context.Context, q querier, workspaceID string, t Te
 				}
 				return ""
 			})
+			if len(*p.dst) > MaxSource {
+				return t, &FieldError{p.field, fmt.Sprintf("is longer than %d KB framed in layout %q", MaxSource>>10, l.Slug)}
+			}
 		}
 	}
 	return t, nil

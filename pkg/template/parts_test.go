@@ -3,6 +3,7 @@ package template_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -101,5 +102,50 @@ func TestPartialsAndLayouts(t *testing.T) {
 	must(template.Template{Slug: "b", Kind: template.KindPartial, HTML: "B{% render 'a' %}"})
 	if _, err := s.Update(ctx, ws.ID, a.ID, func(tp *template.Template) { tp.HTML = "A{% render 'b' %}" }); err == nil || !strings.Contains(field(err), "renders itself (a → b → a)") {
 		t.Fatalf("loop: %v", err)
+	}
+}
+
+// Partials nested in partials multiply: each level below was saved while
+// the one under it was short, then the innermost grew. Rendering them in
+// stops as soon as the part passes MaxSource, naming the partial, instead of
+// building 40 MB first (before the fix the save built it all and was then
+// refused by the size check of the compiled part).
+func TestNestedPartialsStopAtMaxSource(t *testing.T) {
+	ctx := context.Background()
+	pool := pgtest.NewPool(t)
+	ws, _, _, err := workspace.NewStore(pool).Bootstrap(ctx, "shop", "Shop")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := template.NewStore(pool)
+	create := func(slug, kind, html string) (template.Template, error) {
+		return s.Create(ctx, ws.ID, template.Template{Slug: slug, Name: slug, Channel: "email", Kind: kind, Subject: map[bool]string{true: "", false: "Hi"}[kind == template.KindPartial], HTML: html})
+	}
+	p0, err := create("p0", template.KindPartial, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create("p1", template.KindPartial, strings.Repeat("{% render 'p0' %}", 20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := create("p2", template.KindPartial, strings.Repeat("{% render 'p1' %}", 20)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Update(ctx, ws.ID, p0.ID, func(tp *template.Template) { tp.HTML = strings.Repeat("y", 100<<10) }); err != nil {
+		t.Fatal(err)
+	}
+
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = create("big", template.KindMessage, "<p>Hello</p>{% render 'p2' %}")
+	runtime.ReadMemStats(&after)
+
+	var fe *template.FieldError
+	if !errors.As(err, &fe) || fe.Field != "html" || !strings.Contains(fe.Reason, "256 KB") || !strings.Contains(fe.Reason, `"p0"`) || !strings.Contains(fe.Reason, "big → p2 → p1 → p0") {
+		t.Fatalf("err = %v, want a field error on html naming the partial that passed 256 KB", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 16<<20 {
+		t.Fatalf("saving allocated %d MiB", n>>20)
 	}
 }

@@ -10,40 +10,21 @@
 //
 // Values are data: they are handed to the renderer as values and never parsed
 // as templates, so a trait holding "{{ ... }}" prints as written. Rendering is
-// bounded in time (Timeout) and in output size (MaxOutput).
+// bounded (budget.go): in time (Timeout), output (MaxOutput), text built by
+// filters and captures (MaxBuilt), loop iterations (MaxIterations) and
+// ranges (MaxRange), and the bounds stop the rendering itself.
 package template
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"html"
 	"strings"
-	"time"
 
-	"github.com/osteele/liquid"
+	"github.com/osteele/liquid/expressions"
+	"github.com/osteele/liquid/parser"
 	"github.com/osteele/liquid/render"
-)
-
-// Limits of one rendering.
-const (
-	// MaxOutput caps each rendered part. Email providers and clients reject or
-	// clip far smaller messages (Gmail clips HTML above 102 KB); anything
-	// larger is a runaway loop, not an email.
-	MaxOutput = 512 << 10
-	// Timeout bounds one rendering of all parts. A template loops only over
-	// data the profile holds, so a second is generous; the cap stops
-	// `{% for i in (1..100000000) %}` from holding an activity slot.
-	Timeout = 2 * time.Second
-	// MaxSource caps each part's source.
-	MaxSource = 256 << 10
-)
-
-// Errors of rendering.
-var (
-	ErrTooLarge = fmt.Errorf("rendered output exceeds %d KB", MaxOutput>>10)
-	ErrTimeout  = fmt.Errorf("rendering took longer than %s", Timeout)
 )
 
 // CompileError says which part of a template does not compile, and where.
@@ -51,7 +32,14 @@ type CompileError struct {
 	Field   string // subject, preheader, html or text
 	Line    int    // 1-based; 0 when the library does not say
 	Message string
+	// Err is the limit the template passed while rendering (ErrTooLarge,
+	// ErrTooMuchText, ErrTooManyIterations, ErrListTooLong, ErrTimeout),
+	// or nil.
+	Err error
 }
+
+// Unwrap returns the limit passed, so that errors.Is finds it.
+func (e *CompileError) Unwrap() error { return e.Err }
 
 func (e *CompileError) Error() string {
 	if e.Line > 0 {
@@ -92,30 +80,18 @@ type Data struct {
 
 // Compiled is a template ready to render; safe for concurrent use.
 type Compiled struct {
-	subject, preheader, html, text *liquid.Template
-}
-
-// engine is shared: parsing and rendering do not mutate it.
-var engine = newEngine()
-
-func newEngine() *liquid.Engine {
-	e := liquid.NewEngine()
-	// {% include %} reads files from the server's disk: never from a
-	// marketer's template. Partials come later, from the database.
-	e.RegisterTag("include", func(render.Context) (string, error) {
-		return "", errors.New("{% include %} is not supported")
-	})
-	return e
+	subject, preheader, html, text render.Node
 }
 
 // Compile parses every part of src. The error is a *CompileError naming the
-// first part at fault.
+// first part at fault: a syntax error, a part longer than MaxSource, a range
+// literal of more than MaxRange numbers.
 func Compile(src Source) (*Compiled, error) {
 	var c Compiled
 	parts := []struct {
 		field string
 		src   string
-		dst   **liquid.Template
+		dst   *render.Node
 	}{
 		{"subject", src.Subject, &c.subject},
 		{"preheader", src.Preheader, &c.preheader},
@@ -126,28 +102,46 @@ func Compile(src Source) (*Compiled, error) {
 		if len(p.src) > MaxSource {
 			return nil, &CompileError{Field: p.field, Message: fmt.Sprintf("is longer than %d KB", MaxSource>>10)}
 		}
-		t, err := engine.ParseTemplateLocation([]byte(p.src), "", 1)
+		root, err := compilePart(p.field, p.src)
 		if err != nil {
-			return nil, &CompileError{Field: p.field, Line: err.LineNumber(), Message: sourceMessage(err)}
+			return nil, err
 		}
-		*p.dst = t
+		if err := checkRanges(p.field, root); err != nil {
+			return nil, err
+		}
+		*p.dst = root
 	}
 	return &c, nil
 }
 
+// compilePart parses one part. The library's expression scanner panics
+// on some input (a number too large for an int): that is a compile error
+// too, not a crash of the request.
+func compilePart(field, src string) (root render.Node, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			root, err = nil, &CompileError{Field: field, Message: fmt.Sprintf("cannot be parsed: %v", p)}
+		}
+	}()
+	// The part's name as the path keeps the line of the innermost node in
+	// render errors (the library relocates errors that have no path to
+	// each enclosing block).
+	root, serr := grammar.Compile(src, parser.SourceLoc{Pathname: field, LineNo: 1})
+	if serr != nil {
+		return nil, &CompileError{Field: field, Line: serr.LineNumber(), Message: sourceMessage(serr)}
+	}
+	return root, nil
+}
+
 // Check compiles src and renders it once against an empty model, so that
 // errors only rendering finds (an unsupported tag, a filter given the wrong
-// arguments) are reported on save.
+// arguments, a limit passed whatever the data) are reported on save.
 func Check(ctx context.Context, src Source) (*Compiled, error) {
 	c, err := Compile(src)
 	if err != nil {
 		return nil, err
 	}
 	if _, err := c.Render(ctx, Data{}); err != nil {
-		var ce *CompileError
-		if errors.As(err, &ce) {
-			return nil, ce
-		}
 		return nil, err
 	}
 	return c, nil
@@ -155,7 +149,7 @@ func Check(ctx context.Context, src Source) (*Compiled, error) {
 
 // sourceMessage strips the library's "Liquid error (line n): ... in <source>"
 // decoration, keeping the reason.
-func sourceMessage(err liquid.SourceError) string {
+func sourceMessage(err parser.Error) string {
 	if cause := err.Cause(); cause != nil {
 		return cause.Error()
 	}
@@ -171,124 +165,112 @@ func sourceMessage(err liquid.SourceError) string {
 	return msg
 }
 
-// Render renders every part within Timeout and MaxOutput. The HTML part sees
-// every string of the model HTML-escaped beforehand (escapeValues): the
-// library has no auto-escaping, and escaping the values rather than relying
-// on `| escape` in each template means a marketer cannot forget it. Subject,
-// preheader and text are plain text and see the values as they are. A render
-// error is a *CompileError naming the part.
+// Render renders every part within the limits (MaxOutput, MaxBuilt,
+// MaxIterations, MaxRange, Timeout), in the calling goroutine: a limit
+// passed stops the rendering, and nothing keeps running once Render has
+// returned. The HTML part sees every string of the model HTML-escaped
+// beforehand (escapeValues): the library has no auto-escaping, and escaping
+// the values rather than relying on `| escape` in each template means a
+// marketer cannot forget it. Subject, preheader and text are plain text and
+// see the values as they are. A render error, a limit passed included, is a
+// *CompileError naming the part and the line; when ctx itself is cancelled
+// the error is ctx's.
 func (c *Compiled) Render(ctx context.Context, d Data) (Output, error) {
 	ctx, cancel := context.WithTimeout(ctx, Timeout)
 	defer cancel()
+	b := &budget{ctx: ctx}
+	r := renderers.Get().(*renderer)
+	r.b = b
+	defer func() {
+		r.b = nil
+		renderers.Put(r)
+	}()
 	plain := bindings(d)
 	escaped := escapeValues(plain).(map[string]any)
+	plain[budgetKey], escaped[budgetKey] = b, b
 
-	type result struct {
-		out Output
-		err error
+	var out Output
+	parts := []struct {
+		field string
+		root  render.Node
+		vars  map[string]any
+		dst   *string
+	}{
+		{"subject", c.subject, plain, &out.Subject},
+		{"preheader", c.preheader, plain, &out.Preheader},
+		{"html", c.html, escaped, &out.HTML},
+		{"text", c.text, plain, &out.Text},
 	}
-	done := make(chan result, 1)
-	// Rendering cannot be interrupted from outside; the goroutine stops at
-	// its next write once ctx is done (limitWriter), or when the template
-	// ends. Either way this call returns at the deadline.
-	go func() {
-		var r result
-		parts := []struct {
-			field string
-			t     *liquid.Template
-			b     map[string]any
-			dst   *string
-		}{
-			{"subject", c.subject, plain, &r.out.Subject},
-			{"preheader", c.preheader, plain, &r.out.Preheader},
-			{"html", c.html, escaped, &r.out.HTML},
-			{"text", c.text, plain, &r.out.Text},
+	for _, p := range parts {
+		if p.root == nil {
+			continue
 		}
-		for _, p := range parts {
-			s, err := renderOne(ctx, p.t, p.b)
-			if err != nil {
-				r.err = fmt.Errorf("render %s: %w", p.field, err)
-				if !errors.Is(err, ErrTooLarge) && !errors.Is(err, ErrTimeout) {
-					var se liquid.SourceError
-					line := 0
-					if errors.As(err, &se) {
-						line = se.LineNumber()
-					}
-					r.err = &CompileError{Field: p.field, Line: line, Message: renderMessage(err)}
-				}
-				break
+		s, err := r.renderOne(p.root, p.vars)
+		if err != nil {
+			if errors.Is(b.err, context.Canceled) {
+				return Output{}, fmt.Errorf("render %s: %w", p.field, b.err)
 			}
-			*p.dst = strings.TrimSpace(s)
+			ce := &CompileError{Field: p.field, Line: lineOf(err), Message: renderMessage(err), Err: b.err}
+			if b.err != nil {
+				ce.Message = b.err.Error()
+			}
+			return Output{}, ce
 		}
-		done <- r
-	}()
-	select {
-	case r := <-done:
-		return r.out, r.err
-	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return Output{}, ErrTimeout
-		}
-		return Output{}, ctx.Err()
+		*p.dst = strings.TrimSpace(s)
 	}
+	return out, nil
+}
+
+func lineOf(err error) int {
+	var se parser.Error
+	if errors.As(err, &se) {
+		return se.LineNumber()
+	}
+	return 0
 }
 
 func renderMessage(err error) string {
-	var se liquid.SourceError
+	// The library's errors chain with Cause, not Unwrap.
+	for e := err; e != nil; {
+		if fe, ok := e.(expressions.FilterError); ok {
+			return fmt.Sprintf("filter %s: %v", fe.FilterName, fe.Err)
+		}
+		c, ok := e.(interface{ Cause() error })
+		if !ok {
+			break
+		}
+		e = c.Cause()
+	}
+	var se parser.Error
 	if errors.As(err, &se) {
 		return sourceMessage(se)
 	}
 	return err.Error()
 }
 
-func renderOne(ctx context.Context, t *liquid.Template, b map[string]any) (out string, err error) {
-	if t == nil {
-		return "", nil
-	}
-	w := &limitWriter{ctx: ctx, max: MaxOutput}
-	// The library panics when a write inside a loop fails (and may on other
-	// bad input): turn that back into the error.
+// renderOne renders one part. A limit passed is in r.b.err whatever the
+// error the library returned (or panicked with) on its way out.
+func (r *renderer) renderOne(root render.Node, vars map[string]any) (out string, err error) {
+	w := &outputWriter{b: r.b}
+	// The library panics when a write fails at the end of a block (and may
+	// on other bad input): turn that back into the error.
 	defer func() {
 		if p := recover(); p != nil {
 			out = ""
-			if w.err != nil {
-				err = w.err
+			if e, ok := p.(error); ok {
+				err = e
 				return
 			}
 			err = fmt.Errorf("template failed: %v", p)
 		}
 	}()
-	if err := t.FRender(w, b); err != nil {
-		if w.err != nil {
-			return "", w.err
-		}
+	if err := render.Render(root, w, vars, r.cfg); err != nil {
 		return "", err
 	}
+	if r.b.err != nil {
+		return "", r.b.err
+	}
 	return w.buf.String(), nil
-}
-
-// limitWriter fails once the output passes max bytes or ctx is done, which
-// stops the renderer at its next write.
-type limitWriter struct {
-	ctx context.Context
-	buf bytes.Buffer
-	max int
-	err error
-}
-
-func (w *limitWriter) Write(p []byte) (int, error) {
-	if w.err != nil {
-		return 0, w.err
-	}
-	if w.ctx.Err() != nil {
-		w.err = ErrTimeout
-		return 0, w.err
-	}
-	if w.buf.Len()+len(p) > w.max {
-		w.err = ErrTooLarge
-		return 0, w.err
-	}
-	return w.buf.Write(p)
 }
 
 func bindings(d Data) map[string]any {
