@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -73,6 +75,11 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 		if authErr != nil {
 			return authErr
 		}
+		// The key's rate, counted in records (at least one a request):
+		// past it nothing of the request is stored, not even in quarantine.
+		if ok, wait := s.WriteKeyLimit.Take(k.ID, len(msgs)+len(rejected), time.Now()); !ok {
+			return s.rateLimited(c, wait)
+		}
 		if err != nil { // the envelope is unusable (or too large): nothing to keep
 			var pe *events.Error
 			if errors.As(err, &pe) {
@@ -104,6 +111,21 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 				}
 				msgs = valid
 			}
+		}
+		// One person's records a minute: those over the cap are kept in
+		// quarantine, where a marketer replays them once the burst is over.
+		if s.ProfileCap != nil && len(msgs) > 0 {
+			now := time.Now()
+			admitted := msgs[:0:0]
+			for i := range msgs {
+				if ok, field := s.ProfileCap.Admit(k.WorkspaceID, &msgs[i], now); !ok {
+					rejected = append(rejected, events.Rejected{Raw: msgs[i].Raw, Err: &events.Error{Index: msgs[i].Index, Field: field,
+						Reason: profileCapReason(s.ProfileCap.PerMinute(), field), Status: http.StatusBadRequest}})
+					continue
+				}
+				admitted = append(admitted, msgs[i])
+			}
+			msgs = admitted
 		}
 		rejects := make([]ingest.Rejection, len(rejected))
 		fieldErrs := make([]FieldError, len(rejected))
@@ -156,6 +178,25 @@ func (s *Server) ingestHandler(typ string) echo.HandlerFunc {
 			Rejected: len(rejected), Errors: fieldErrs,
 		})
 	}
+}
+
+// rateLimited answers 429: the write key sent more than its rate.
+func (s *Server) rateLimited(c echo.Context, wait time.Duration) error {
+	secs := max(1, int(math.Ceil(wait.Seconds())))
+	c.Response().Header().Set("Retry-After", strconv.Itoa(secs))
+	return problem(http.StatusTooManyRequests, fmt.Sprintf(
+		"This write key sent more than %d records a second (bursts up to %d): nothing of this request was stored. "+
+			"Send it again in %d s (Segment libraries retry by themselves), or spread the load over more write keys. "+
+			"The limit is the server's PARCOURS_WRITE_KEY_RATE and PARCOURS_WRITE_KEY_BURST.",
+		s.WriteKeyLimit.Rate(), s.WriteKeyLimit.Burst(), secs))
+}
+
+// profileCapReason is the quarantine's reason for a record over the cap of
+// records a person may bring a minute. It names the identifier's type, never
+// its value (a reason is shown to viewers).
+func profileCapReason(perMinute int, field string) string {
+	return fmt.Sprintf("more than %d records a minute came for this person (the same %s): kept here, not stored; "+
+		"replay it once the burst is over (the cap is the server's PARCOURS_PROFILE_EVENT_RATE)", perMinute, field)
 }
 
 // bodyWriteKey digs writeKey out of a body that failed validation.

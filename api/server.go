@@ -64,6 +64,12 @@ type Deps struct {
 	RequestTimeout time.Duration
 	// Version is reported by /healthz.
 	Version string
+	// WriteKeyLimit bounds the records each write key may send a second
+	// (429 past it); nil: no limit. ProfileCap bounds the records one
+	// userId or anonymousId may bring a minute (those over it are kept in
+	// quarantine); nil: no cap.
+	WriteKeyLimit *ingest.KeyLimiter
+	ProfileCap    *ingest.ProfileCap
 	// DevMailbox, in `parcours dev` only, is the fake SendGrid served at
 	// /dev/sendgrid and shown on the console's Mailbox page.
 	DevMailbox *devmail.Mailbox

@@ -71,6 +71,8 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Version:        version,
+		WriteKeyLimit:  ingest.NewKeyLimiter(cfg.WriteKeyRate, cfg.WriteKeyBurst),
+		ProfileCap:     ingest.NewProfileCap(cfg.ProfileEventRate),
 	}
 	for _, o := range opts {
 		o(&deps)

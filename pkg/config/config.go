@@ -48,6 +48,9 @@ var Vars = []Var{
 	{"PARCOURS_TRUST_PROXY", "false", "true when the API is reached only through a reverse proxy or load balancer that sets X-Forwarded-For and X-Forwarded-Proto: the client's address (sign-in throttling) and https (Secure cookies, HSTS) are then read from them, from proxies on loopback or private addresses. false: the connection's own address and scheme, whatever the headers say."},
 	{"PARCOURS_SESSION_IDLE_TIMEOUT", "30m", "A console session unused for this long ends (sign in again); sessions end after 12 hours in any case."},
 	{"PARCOURS_PASSWORD_HASH_CONCURRENCY", "4", "How many sign-in password checks (argon2id, 19 MiB each) an API process runs at once; a few more wait up to 2 s, the rest are answered 503 with Retry-After."},
+	{"PARCOURS_WRITE_KEY_RATE", "1000", "Records a second one write key may send to /v1/track … /v1/batch, per API process (a batch counts its records); past it the API answers 429 with Retry-After and stores nothing of the request. 0: no limit."},
+	{"PARCOURS_WRITE_KEY_BURST", "5000", "Records a write key may send at once after a quiet spell, on top of PARCOURS_WRITE_KEY_RATE. 0: no limit."},
+	{"PARCOURS_PROFILE_EVENT_RATE", "600", "Records one person (one userId or anonymousId of a workspace) may bring a minute through write keys, per API process; those over it are not stored but kept in the quarantine with their reason, to replay. 0: no cap."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"LOG_FORMAT", "text", "text or json."},
 }
@@ -81,8 +84,15 @@ type Config struct {
 	SessionIdleTimeout time.Duration
 	// PasswordHashConcurrency is PARCOURS_PASSWORD_HASH_CONCURRENCY.
 	PasswordHashConcurrency int
-	LogLevel                slog.Level
-	LogFormat               string
+	// WriteKeyRate and WriteKeyBurst are PARCOURS_WRITE_KEY_RATE and
+	// PARCOURS_WRITE_KEY_BURST (records; 0: no limit).
+	WriteKeyRate  int
+	WriteKeyBurst int
+	// ProfileEventRate is PARCOURS_PROFILE_EVENT_RATE (records a minute per
+	// identifier; 0: no cap).
+	ProfileEventRate int
+	LogLevel         slog.Level
+	LogFormat        string
 }
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
@@ -160,6 +170,17 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.PasswordHashConcurrency, err = strconv.Atoi(hashes); err != nil || c.PasswordHashConcurrency < 1 || c.PasswordHashConcurrency > 64 {
 		errs = append(errs, fmt.Sprintf("PARCOURS_PASSWORD_HASH_CONCURRENCY=%q is not a number from 1 to 64 (each check holds 19 MiB)", hashes))
 	}
+	count := func(name, def string) int {
+		v := get(name, def)
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 100_000_000 {
+			errs = append(errs, fmt.Sprintf("%s=%q is not a number of records (0 turns the limit off)", name, v))
+		}
+		return n
+	}
+	c.WriteKeyRate = count("PARCOURS_WRITE_KEY_RATE", "1000")
+	c.WriteKeyBurst = count("PARCOURS_WRITE_KEY_BURST", "5000")
+	c.ProfileEventRate = count("PARCOURS_PROFILE_EVENT_RATE", "600")
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Sprintf("LOG_FORMAT=%q must be text or json", c.LogFormat))
 	}

@@ -71,3 +71,22 @@ func TestREADMEDocumentsEveryVariable(t *testing.T) {
 		}
 	}
 }
+
+func TestIngestionLimitsDefaultAndTurnOff(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(func(string) string { return "" })
+	if err != nil || c.WriteKeyRate != 1000 || c.WriteKeyBurst != 5000 || c.ProfileEventRate != 600 {
+		t.Fatalf("defaults: %d/s burst %d, %d a minute a person (%v)", c.WriteKeyRate, c.WriteKeyBurst, c.ProfileEventRate, err)
+	}
+	off := map[string]string{"PARCOURS_WRITE_KEY_RATE": "0", "PARCOURS_PROFILE_EVENT_RATE": "0"}
+	if c, err = config.Load(func(k string) string { return off[k] }); err != nil || c.WriteKeyRate != 0 || c.ProfileEventRate != 0 {
+		t.Fatalf("0 turns them off: %+v %v", c, err)
+	}
+	bad := map[string]string{"PARCOURS_WRITE_KEY_RATE": "fast", "PARCOURS_WRITE_KEY_BURST": "-1", "PARCOURS_PROFILE_EVENT_RATE": "1e3"}
+	_, err = config.Load(func(k string) string { return bad[k] })
+	for name := range bad {
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s=%q not reported: %v", name, bad[name], err)
+		}
+	}
+}
