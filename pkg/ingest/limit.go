@@ -54,8 +54,11 @@ func (l *KeyLimiter) Burst() int {
 // Take takes n records (at least one: a request costs something even when
 // it carries nothing usable) from key's bucket at now. When the bucket
 // lacks them, nothing is taken and retryAfter says when it will hold
-// enough. A call larger than the burst passes on a full bucket and leaves
-// it in debt, so that the sustained rate still holds.
+// enough. A call larger than the burst costs the burst: it passes on a full
+// bucket and empties it, so one huge batch does not lock its key out for
+// seconds afterwards (a 500 KB batch holds at most some 8,000 records, so a
+// key sending nothing but such batches gets at most about 1.6 times the
+// rate).
 func (l *KeyLimiter) Take(key string, n int, now time.Time) (ok bool, retryAfter time.Duration) {
 	if l == nil {
 		return true, 0
@@ -79,7 +82,7 @@ func (l *KeyLimiter) Take(key string, n int, now time.Time) (ok bool, retryAfter
 	if b.tokens < need {
 		return false, time.Duration((need - b.tokens) / l.rate * float64(time.Second))
 	}
-	b.tokens -= math.Max(float64(n), 1)
+	b.tokens -= need
 	return true, 0
 }
 

@@ -26,17 +26,17 @@ func TestKeyLimiterIsATokenBucketPerKey(t *testing.T) {
 	if ok, _ := l.Take("k1", 50, t0.Add(500*time.Millisecond)); !ok {
 		t.Fatal("the bucket did not refill at the rate")
 	}
-	// A call larger than the burst passes on a full bucket, then the key
-	// waits for the debt: the sustained rate holds.
+	// A call larger than the burst passes on a full bucket and empties it;
+	// the key is not locked out for the rest.
 	t1 := t0.Add(time.Hour)
 	if ok, _ := l.Take("k1", 2000, t1); !ok {
 		t.Fatal("a call larger than the burst never passes")
 	}
-	if ok, wait := l.Take("k1", 1, t1.Add(10*time.Second)); ok || wait < 5*time.Second {
-		t.Fatalf("after 2,000 records at 100/s the key may send 10 s later: ok=%v wait=%v", ok, wait)
+	if ok, wait := l.Take("k1", 1, t1); ok || wait != 10*time.Millisecond {
+		t.Fatalf("right after a call larger than the burst: ok=%v wait=%v, want a refusal for 10ms", ok, wait)
 	}
-	if ok, _ := l.Take("k1", 1, t1.Add(16*time.Second)); !ok {
-		t.Fatal("the debt was not paid off at the rate")
+	if ok, _ := l.Take("k1", 1, t1.Add(10*time.Millisecond)); !ok {
+		t.Fatal("the bucket did not refill after a call larger than the burst")
 	}
 	// Zero turns it off.
 	var off *ingest.KeyLimiter = ingest.NewKeyLimiter(0, 500)
