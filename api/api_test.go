@@ -25,6 +25,7 @@ import (
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/api"
 	"github.com/parcours/parcours/pkg/channel"
+	"github.com/parcours/parcours/pkg/channel/channeltest"
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/pgtest"
@@ -101,7 +102,7 @@ func newEnvWith(t *testing.T, adjust func(*api.Deps)) *env {
 	}
 	outbound := []string{"127.0.0.1"} // the fake SendGrid and webhook receivers
 	ledger := &channel.Ledger{
-		Pool: pool, Settings: channel.NewStore(pool, box), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
+		Pool: pool, Settings: channel.NewStore(pool, box).AllowProviderHosts(channeltest.FakeHosts()...), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
 		SendGrid: channel.NewSendGrid(outbound), Webhook: channel.NewWebhook(outbound), Twilio: channel.NewTwilio(outbound),
 	}
 	ts.NewWorker(taskQueue, func(r sdkworker.Registry) {

@@ -80,6 +80,9 @@ func channelFieldMessage(field, reason string) string {
 	if field == "from_number" && strings.HasPrefix(reason, "give a from_number") {
 		return "Give the number to send from, or a Messaging Service SID."
 	}
+	if strings.HasPrefix(reason, "enter the ") { // the secret again, after a change of base URL
+		return "E" + strings.TrimPrefix(reason, "e") + "."
+	}
 	reason = strings.NewReplacer("account_sid", "the Account SID", "status_callback_base_url", "the public address").Replace(reason)
 	if label, ok := channelFieldLabels[field]; ok && (strings.HasPrefix(reason, "must ") || strings.HasPrefix(reason, "is ")) {
 		return label + " " + reason + "."

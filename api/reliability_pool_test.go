@@ -18,6 +18,7 @@ import (
 
 	"github.com/parcours/parcours/api"
 	"github.com/parcours/parcours/pkg/channel"
+	"github.com/parcours/parcours/pkg/channel/channeltest"
 	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/journey"
 	"github.com/parcours/parcours/pkg/pgtest"
@@ -57,7 +58,7 @@ func TestR14PooledConnectionsNeverMixWorkspaces(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ledger := &channel.Ledger{Pool: pool, Settings: channel.NewStore(pool, box), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool)}
+	ledger := &channel.Ledger{Pool: pool, Settings: channel.NewStore(pool, box).AllowProviderHosts(channeltest.FakeHosts()...), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool)}
 	store := workspace.NewStore(pool)
 	s := api.New(api.Deps{
 		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),

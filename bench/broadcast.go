@@ -81,7 +81,7 @@ func benchBroadcast(ctx context.Context, s Sizes, databaseURL string, a *parcour
 	}
 	allow := []string{"127.0.0.1"}
 	ledger := &channel.Ledger{
-		Pool: pool, Settings: channel.NewStore(pool, box), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
+		Pool: pool, Settings: channel.NewStore(pool, box).AllowProviderHosts(channeltest.FakeHosts()...), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
 		SendGrid: channel.NewSendGrid(allow), Webhook: channel.NewWebhook(allow), PublicURL: "https://parcours.example.com",
 	}
 	if _, err := ledger.Settings.PutEmail(ctx, t.id, fake.APIKey, "news@shop.example", "The Shop", fake.URL); err != nil {

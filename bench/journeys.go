@@ -77,7 +77,7 @@ func startJourneyRig(ctx context.Context, databaseURL string, a *parcoursAPI, sl
 	r.fake = channeltest.StartSendGrid("SG.bench")
 	allow := []string{"127.0.0.1"}
 	ledger := &channel.Ledger{
-		Pool: r.pool, Settings: channel.NewStore(r.pool, box), Templates: template.NewStore(r.pool), Profiles: profile.NewStore(r.pool),
+		Pool: r.pool, Settings: channel.NewStore(r.pool, box).AllowProviderHosts(channeltest.FakeHosts()...), Templates: template.NewStore(r.pool), Profiles: profile.NewStore(r.pool),
 		SendGrid: channel.NewSendGrid(allow), Webhook: channel.NewWebhook(allow), PublicURL: "https://parcours.example.com",
 	}
 	if _, err := ledger.Settings.PutEmail(ctx, r.tenant.id, r.fake.APIKey, "news@shop.example", "The Shop", r.fake.URL); err != nil {

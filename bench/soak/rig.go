@@ -109,6 +109,8 @@ func StartRig(ctx context.Context, cfg RigConfig) (r *Rig, err error) {
 		"PARCOURS_SECRET_KEY="+base64.StdEncoding.EncodeToString(secret),
 		"PARCOURS_PUBLIC_URL="+r.APIURL,
 		"PARCOURS_OUTBOUND_ALLOW=127.0.0.1", // the fake SendGrid
+		// The fake SendGrid is a provider host the channel may name.
+		"PARCOURS_PROVIDER_URL_ALLOW=api.sendgrid.com,api.twilio.com,127.0.0.1",
 		"LOG_LEVEL=info",
 	)
 	if out, err := r.runOnce(ctx, env, "migrate", "up"); err != nil {

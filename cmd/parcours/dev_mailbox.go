@@ -34,16 +34,23 @@ func devMailHost(addr string) string {
 }
 
 // newDevMailbox creates the mailbox and lets outbound calls reach the API
-// listener's host: the channel's base URL points there. (The guard against
-// private addresses protects servers from URLs a workspace configures; on
-// a laptop in dev, webhook receivers on that host are reachable too.)
+// listener's host, which is also allowed as a provider host: the channel's
+// base URL points there. (The guard against private addresses protects
+// servers from URLs a workspace configures; on a laptop in dev, webhook
+// receivers on that host are reachable too.)
 func newDevMailbox(cfg *config.Config, logger *slog.Logger) (*devmail.Mailbox, error) {
 	m, err := devmail.New(devmail.DefaultMax, logger)
 	if err != nil {
 		return nil, err
 	}
-	if h := devMailHost(cfg.HTTPAddr); !slices.Contains(cfg.OutboundAllow, h) {
+	h := devMailHost(cfg.HTTPAddr)
+	if !slices.Contains(cfg.OutboundAllow, h) {
 		cfg.OutboundAllow = append(cfg.OutboundAllow, h)
+	}
+	// The email channel's base URL names the mailbox's host: a provider host
+	// this laptop allows (PARCOURS_PROVIDER_URL_ALLOW).
+	if !slices.Contains(cfg.ProviderURLAllow, h) {
+		cfg.ProviderURLAllow = append(cfg.ProviderURLAllow, h)
 	}
 	return m, nil
 }

@@ -62,9 +62,10 @@ func TestSendBatchDecidesLikeSingleSendsInOneRequest(t *testing.T) {
 	if len(msgs) != len(profiles) {
 		t.Fatalf("%d messages, want %d", len(msgs), len(profiles))
 	}
-	// The same profiles one by one, through Send, on a second fake.
+	// The same profiles one by one, through Send, on a second fake (a new
+	// URL needs the key again).
 	single := channeltest.NewSendGrid(t, channeltest.APIKey)
-	if _, err := e.Ledger.Settings.PutEmail(ctx, e.WorkspaceID, "", "news@shop.example", "The Shop", single.URL); err != nil {
+	if _, err := e.Ledger.Settings.PutEmail(ctx, e.WorkspaceID, channeltest.APIKey, "news@shop.example", "The Shop", single.URL); err != nil {
 		t.Fatal(err)
 	}
 	byAddr := map[string]channeltest.Message{}

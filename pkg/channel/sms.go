@@ -102,10 +102,8 @@ func (s *Store) PutSMS(ctx context.Context, workspaceID string, in SMSInput) (SM
 	if in.MessagingServiceSID != "" && !serviceSIDRe.MatchString(in.MessagingServiceSID) {
 		errs = append(errs, FieldError{"messaging_service_sid", "must be a Twilio Messaging Service SID: MG followed by 32 hexadecimal digits"})
 	}
-	if in.BaseURL != "" {
-		if err := checkURL(in.BaseURL); err != nil {
-			errs = append(errs, FieldError{"base_url", err.Error()})
-		}
+	if err := s.checkProviderURL(in.BaseURL); err != nil {
+		errs = append(errs, FieldError{"base_url", err.Error()})
 	}
 	if in.StatusCallbackBaseURL != "" {
 		if err := checkURL(in.StatusCallbackBaseURL); err != nil {
@@ -124,6 +122,9 @@ func (s *Store) PutSMS(ctx context.Context, workspaceID string, in SMSInput) (SM
 			return SMSSettings{}, err
 		case cur.AccountSID != in.AccountSID:
 			errs = append(errs, FieldError{"auth_token", "is required when account_sid changes: the stored token belongs to " + cur.AccountSID})
+		case normalURL(cur.BaseURL, DefaultTwilioURL) != normalURL(in.BaseURL, DefaultTwilioURL):
+			// The token was entered for the stored host (see PutEmailSettings).
+			errs = append(errs, FieldError{"auth_token", "enter the Auth Token again: the provider URL changed, and a stored token is never sent to a new host"})
 		}
 	}
 	if len(errs) > 0 {
@@ -232,6 +233,9 @@ func (l *Ledger) prepareSMS(ctx context.Context, req SendRequest, d *Delivery, t
 		return nil, "", permanent("the sms channel is not configured (PUT /v1/channels/sms)")
 	}
 	if err != nil {
+		return nil, "", err
+	}
+	if err := l.Settings.providerURLRefused(ChannelSMS, settings.BaseURL); err != nil {
 		return nil, "", err
 	}
 	body := strings.TrimSpace(out.Text)

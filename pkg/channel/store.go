@@ -63,10 +63,16 @@ type WebhookSettings struct {
 type Store struct {
 	pool *pgxpool.Pool
 	box  *Box
+	// providerHosts are the hosts provider base URLs may name
+	// (AllowProviderHosts, provider.go).
+	providerHosts []string
 }
 
-// NewStore returns a Store; box seals and opens secrets.
-func NewStore(pool *pgxpool.Pool, box *Box) *Store { return &Store{pool: pool, box: box} }
+// NewStore returns a Store; box seals and opens secrets. Provider base
+// URLs may name DefaultProviderHosts until AllowProviderHosts says otherwise.
+func NewStore(pool *pgxpool.Pool, box *Box) *Store {
+	return &Store{pool: pool, box: box, providerHosts: DefaultProviderHosts()}
+}
 
 // Box returns the store's secret box (it also signs unsubscribe links).
 func (s *Store) Box() *Box { return s.box }
@@ -169,10 +175,8 @@ func (s *Store) PutEmailSettings(ctx context.Context, workspaceID string, in Ema
 	if len(fromName) > 100 {
 		return EmailSettings{}, &FieldError{"from_name", "must be at most 100 characters"}
 	}
-	if baseURL != "" {
-		if err := checkURL(baseURL); err != nil {
-			return EmailSettings{}, &FieldError{"base_url", err.Error()}
-		}
+	if err := s.checkProviderURL(baseURL); err != nil {
+		return EmailSettings{}, &FieldError{"base_url", err.Error()}
 	}
 	if apiKey == "" {
 		var cur emailConfig
@@ -180,6 +184,10 @@ func (s *Store) PutEmailSettings(ctx context.Context, workspaceID string, in Ema
 			return EmailSettings{}, &FieldError{"api_key", "is required to configure the channel (it is kept encrypted and never shown again)"}
 		} else if err != nil {
 			return EmailSettings{}, err
+		} else if normalURL(cur.BaseURL, DefaultSendGridURL) != normalURL(baseURL, DefaultSendGridURL) {
+			// The key was entered for the stored host: whoever changes
+			// the URL proves they know it by typing it again.
+			return EmailSettings{}, &FieldError{"api_key", "enter the API key again: the provider URL changed, and a stored key is never sent to a new host"}
 		}
 	}
 	cfg := emailConfig{FromEmail: fromEmail, FromName: fromName, BaseURL: baseURL}
@@ -213,11 +221,16 @@ func (s *Store) Email(ctx context.Context, workspaceID string) (EmailSettings, e
 	return c.settings(set, at), nil
 }
 
-// emailWithKey returns the settings and the decrypted API key, for sending.
+// emailWithKey returns the settings and the decrypted API key, for sending:
+// a permanent *SendError when the stored base URL's host is no longer
+// allowed, so that the key is not sent there.
 func (s *Store) emailWithKey(ctx context.Context, workspaceID string) (EmailSettings, string, error) {
 	var c emailConfig
 	sealed, at, set, err := s.load(ctx, workspaceID, ChannelEmail, &c)
 	if err != nil {
+		return EmailSettings{}, "", err
+	}
+	if err := s.providerURLRefused(ChannelEmail, c.BaseURL); err != nil {
 		return EmailSettings{}, "", err
 	}
 	key, err := s.open(workspaceID, ChannelEmail, sealed)
@@ -234,7 +247,7 @@ type webhookConfig struct {
 // PutWebhook validates and saves the webhook channel. secret "" keeps the
 // secret already stored; the first configuration needs one.
 func (s *Store) PutWebhook(ctx context.Context, workspaceID, rawURL, secret string) (WebhookSettings, error) {
-	if err := checkURL(rawURL); err != nil {
+	if err := CheckWebhookURL(rawURL); err != nil {
 		return WebhookSettings{}, &FieldError{"url", err.Error()}
 	}
 	if secret != "" && len(secret) < 16 {

@@ -74,7 +74,12 @@ func NewWebhook(allow []string) *Webhook {
 
 // Post sends body to url, signed with secret. The id goes in
 // X-Parcours-Delivery so that a receiver can dedupe.
+// A URL CheckWebhookURL refuses (plain http to a public host, saved before
+// that was refused) is a permanent error: nothing is sent.
 func (w *Webhook) Post(ctx context.Context, url, secret, deliveryID string, body []byte) (Result, error) {
+	if err := CheckWebhookURL(url); err != nil {
+		return Result{}, &SendError{Permanent: true, NotSent: true, Reason: "webhook URL " + err.Error()}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return Result{}, &SendError{Permanent: true, Reason: "webhook URL: " + err.Error()}

@@ -15,7 +15,7 @@ import (
 // the workspace chose, not a message to the person, so consent does not
 // apply; an erased profile is skipped.
 func (l *Ledger) prepareNodeWebhook(ctx context.Context, req SendRequest, d *Delivery) (func(context.Context) (Result, error), string, error) {
-	if err := checkURL(req.URL); err != nil {
+	if err := CheckWebhookURL(req.URL); err != nil {
 		return nil, "", permanent("webhook node URL: %v", err)
 	}
 	view, err := l.Profiles.Get(ctx, req.WorkspaceID, req.ProfileID)

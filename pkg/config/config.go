@@ -45,6 +45,7 @@ var Vars = []Var{
 	{"PARCOURS_SECRET_KEY", "(dev: generated in .parcours/secret.key)", "Base64 of 32 random bytes (`openssl rand -base64 32`): encrypts channel secrets (SendGrid API keys, webhook signing secrets) with AES-256-GCM and signs unsubscribe links. Required by `parcours api` and `parcours worker` to use channels; keep it stable, or stored secrets no longer decrypt."},
 	{"PARCOURS_PUBLIC_URL", "(dev: the API's URL)", "Public base URL of the API, used in the unsubscribe links of emails (List-Unsubscribe)."},
 	{"PARCOURS_OUTBOUND_ALLOW", "(none)", "Comma-separated hosts that webhooks and provider base URLs may reach although they are loopback or private (e.g. a local SendGrid fake: 127.0.0.1). Every other private address is refused at dial time."},
+	{"PARCOURS_PROVIDER_URL_ALLOW", "api.sendgrid.com,api.eu.sendgrid.com,api.twilio.com,*.twilio.com", "Comma-separated hosts (host, host:port, or *.domain for its subdomains) that a workspace may set as the SendGrid or Twilio base_url; another host is refused (422), and a stored key is not sent to it. Setting it replaces the default: list the public hosts too if workspaces use them. An empty base_url (the provider's own host) is always allowed. `parcours dev` adds its mailbox's host."},
 	{"PARCOURS_TRUST_PROXY", "false", "true when the API is reached only through a reverse proxy or load balancer that sets X-Forwarded-For and X-Forwarded-Proto: the client's address (sign-in throttling) and https (Secure cookies, HSTS) are then read from them, from proxies on loopback or private addresses. false: the connection's own address and scheme, whatever the headers say."},
 	{"PARCOURS_SESSION_IDLE_TIMEOUT", "30m", "A console session unused for this long ends (sign in again); sessions end after 12 hours in any case."},
 	{"PARCOURS_PASSWORD_HASH_CONCURRENCY", "4", "How many sign-in password checks (argon2id, 19 MiB each) an API process runs at once; a few more wait up to 2 s, the rest are answered 503 with Retry-After."},
@@ -78,6 +79,9 @@ type Config struct {
 	SecretKey     []byte
 	PublicURL     string
 	OutboundAllow []string
+	// ProviderURLAllow is PARCOURS_PROVIDER_URL_ALLOW: the hosts provider
+	// base URLs may name.
+	ProviderURLAllow []string
 	// TrustProxy is PARCOURS_TRUST_PROXY: forwarding headers are believed.
 	TrustProxy bool
 	// SessionIdleTimeout is PARCOURS_SESSION_IDLE_TIMEOUT.
@@ -156,6 +160,15 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, h := range strings.Split(get("PARCOURS_OUTBOUND_ALLOW", ""), ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			c.OutboundAllow = append(c.OutboundAllow, h)
+		}
+	}
+	for _, h := range strings.Split(get("PARCOURS_PROVIDER_URL_ALLOW", "api.sendgrid.com,api.eu.sendgrid.com,api.twilio.com,*.twilio.com"), ",") {
+		switch h = strings.ToLower(strings.TrimSpace(h)); {
+		case h == "":
+		case strings.ContainsAny(h, "/@ \t") || strings.Contains(strings.TrimPrefix(h, "*."), "*"):
+			errs = append(errs, fmt.Sprintf("PARCOURS_PROVIDER_URL_ALLOW entry %q is not a host, host:port or *.domain such as api.sendgrid.com (no scheme or path)", h))
+		default:
+			c.ProviderURLAllow = append(c.ProviderURLAllow, h)
 		}
 	}
 	trust := get("PARCOURS_TRUST_PROXY", "false")

@@ -16,6 +16,7 @@ import (
 	"github.com/sendgrid/sendgrid-go/helpers/eventwebhook"
 
 	"github.com/parcours/parcours/pkg/channel"
+	"github.com/parcours/parcours/pkg/channel/channeltest"
 	"github.com/parcours/parcours/pkg/devmail"
 	"github.com/parcours/parcours/pkg/pgtest"
 	"github.com/parcours/parcours/pkg/workspace"
@@ -154,7 +155,7 @@ func TestConfigureAndSignedEvents(t *testing.T) {
 	key := make([]byte, channel.KeySize)
 	rand.Read(key)
 	box, _ := channel.NewBox(key)
-	settings := channel.NewStore(pool, box)
+	settings := channel.NewStore(pool, box).AllowProviderHosts(channeltest.FakeHosts()...)
 
 	m, err := devmail.New(0, nil)
 	if err != nil {

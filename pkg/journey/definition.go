@@ -16,6 +16,7 @@ import (
 
 	"github.com/expr-lang/expr/vm"
 
+	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/rules"
 	"github.com/parcours/parcours/pkg/segment"
 )
@@ -466,6 +467,8 @@ func Validate(d Definition) error {
 		case NodeWebhook:
 			if u, err := url.Parse(n.URL); n.URL == "" || err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
 				add(f+".url", "must be an http(s) URL without credentials, e.g. https://crm.example.com/hooks/parcours")
+			} else if err := channel.CheckWebhookURL(n.URL); err != nil { // https, as the send requires
+				add(f+".url", "%s", err)
 			}
 			policy(f, n.OnPolicy)
 			ref(f+".next", n.Next, true)

@@ -135,21 +135,23 @@ func webhookStatus(failures int) string {
 	return WebhookFailing
 }
 
-// checkWebhookURL accepts an http(s) URL without credentials. Where it may
-// point is checked at dial time (channel.SafeTransport), not here.
+// checkWebhookURL accepts an https URL without credentials (plain http only
+// where channel.CheckWebhookURL allows it: this machine, private
+// addresses). Where it may point is checked at dial time
+// (channel.SafeTransport), not here.
 func checkWebhookURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
 	case raw == "":
-		return errors.New("is required: the http or https URL that receives the events")
+		return errors.New("is required: the https URL that receives the events")
 	case len(raw) > 2000:
 		return errors.New("must be at most 2000 characters")
 	case err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "":
-		return errors.New("must be an http or https URL, e.g. https://tools.example.com/hooks/parcours")
+		return errors.New("must be an https URL, e.g. https://tools.example.com/hooks/parcours")
 	case u.User != nil:
 		return errors.New("must not carry credentials: the signature authenticates Parcours to the receiver")
 	}
-	return nil
+	return channel.CheckWebhookURL(raw)
 }
 
 // newSigningSecret returns a random secret: 32 bytes, URL-safe base64.

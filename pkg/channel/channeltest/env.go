@@ -28,6 +28,11 @@ type Env struct {
 	Ledger      *channel.Ledger
 }
 
+// FakeHosts are the provider hosts a test's store allows: the providers'
+// public hosts and 127.0.0.1, where the fakes listen
+// (PARCOURS_PROVIDER_URL_ALLOW of a test).
+func FakeHosts() []string { return append(channel.DefaultProviderHosts(), "127.0.0.1") }
+
 // NewEnv builds an Env. Outbound calls may reach 127.0.0.1 only.
 func NewEnv(t testing.TB) *Env {
 	t.Helper()
@@ -46,7 +51,7 @@ func NewEnv(t testing.TB) *Env {
 	fake := NewSendGrid(t, APIKey)
 	allow := []string{"127.0.0.1"}
 	l := &channel.Ledger{
-		Pool: pool, Settings: channel.NewStore(pool, box), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
+		Pool: pool, Settings: channel.NewStore(pool, box).AllowProviderHosts(FakeHosts()...), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool),
 		SendGrid: channel.NewSendGrid(allow), Webhook: channel.NewWebhook(allow), PublicURL: "https://parcours.example.com",
 		Twilio: channel.NewTwilio(allow),
 	}
