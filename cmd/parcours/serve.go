@@ -203,7 +203,7 @@ func newLedger(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (*cha
 	}
 	return &channel.Ledger{
 		Pool:      pool,
-		Settings:  channel.NewStore(pool, box),
+		Settings:  channel.NewStore(pool, box).AllowProviderHosts(cfg.ProviderURLAllow...),
 		Templates: template.NewStore(pool),
 		Profiles:  profile.NewStore(pool),
 		SendGrid:  channel.NewSendGrid(cfg.OutboundAllow),
