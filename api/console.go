@@ -6,11 +6,15 @@ import (
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"html/template"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -30,7 +34,32 @@ const (
 	// there is no session yet), so that another site cannot sign a browser
 	// in to an account of its choosing.
 	loginCSRFCookie = "parcours_login_csrf"
+	// Over HTTPS the cookies' names carry the prefixes browsers enforce:
+	// __Host- (Secure, Path=/, no Domain: no sibling subdomain can set or
+	// shadow the session) and __Secure- for the sign-in form's (its Path is
+	// /login, which __Host- forbids).
+	hostPrefix   = "__Host-"
+	securePrefix = "__Secure-"
 )
+
+// cookieName is the name a cookie has on this request: prefixed over HTTPS.
+func (s *Server) cookieName(c echo.Context, name string) string {
+	if !s.https(c) {
+		return name
+	}
+	if name == sessionCookie {
+		return hostPrefix + name
+	}
+	return securePrefix + name
+}
+
+// sessionToken returns the session token of the request's cookie ("": none).
+func (s *Server) sessionToken(c echo.Context) string {
+	if ck, err := c.Cookie(s.cookieName(c, sessionCookie)); err == nil {
+		return ck.Value
+	}
+	return ""
+}
 
 // consolePages are the console's templates, each parsed with the layout.
 var consolePages = func() map[string]*template.Template {
@@ -117,11 +146,11 @@ func (s *Server) page(need user.Role, h pageHandler) echo.HandlerFunc {
 
 // sessionOf returns the session of the request's cookie.
 func (s *Server) sessionOf(c echo.Context) (user.Session, error) {
-	ck, err := c.Cookie(sessionCookie)
-	if err != nil || s.Users == nil {
+	token := s.sessionToken(c)
+	if token == "" || s.Users == nil {
 		return user.Session{}, user.ErrNoSession
 	}
-	return s.Users.Session(c.Request().Context(), ck.Value, time.Now())
+	return s.Users.Session(c.Request().Context(), token, time.Now())
 }
 
 // consoleError answers an error page with status and a message.
@@ -140,18 +169,33 @@ func (s *Server) consoleFail(c echo.Context, sess user.Session, err error) error
 	if errors.As(err, &p) {
 		return s.consoleError(c, sess, p.Status, p.Detail)
 	}
+	if errors.Is(err, user.ErrBusy) { // setting a password while many sign in
+		c.Response().Header().Set("Retry-After", busyRetryAfter)
+		return s.consoleError(c, sess, http.StatusServiceUnavailable, busyMessage)
+	}
 	s.logger.ErrorContext(c.Request().Context(), "console page failed", "err", err, "path", c.Path(),
 		"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
 	return s.consoleError(c, sess, http.StatusInternalServerError,
 		"Something went wrong on our side. Reload the page; if it happens again, quote request "+c.Response().Header().Get(echo.HeaderXRequestID)+".")
 }
 
+// setCookie sets one of the console's cookies: HttpOnly, SameSite=Lax, and
+// Secure with a prefixed name over HTTPS (cookieName). No Domain, ever.
 func (s *Server) setCookie(c echo.Context, name, value, path string, maxAge int) {
 	c.SetCookie(&http.Cookie{
-		Name: name, Value: value, Path: path, MaxAge: maxAge,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: c.Scheme() == "https",
+		Name: s.cookieName(c, name), Value: value, Path: path, MaxAge: maxAge,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: s.https(c),
 	})
 }
+
+// What a sign-in refused for load says, and when to come back.
+const (
+	busyRetryAfter = "2"
+	busyMessage    = "Many people are signing in at this moment: try again in a few seconds."
+)
+
+// maxEmailLength is the longest address SMTP allows (RFC 5321).
+const maxEmailLength = 254
 
 // loginData is the sign-in page's data.
 type loginData struct {
@@ -187,35 +231,66 @@ func (s *Server) login(c echo.Context) error {
 		Next: c.FormValue("next"),
 	}
 	d.AskWorkspace = d.Workspace != ""
-	ck, err := c.Cookie(loginCSRFCookie)
+	ck, err := c.Cookie(s.cookieName(c, loginCSRFCookie))
 	if err != nil || ck.Value == "" || subtle.ConstantTimeCompare([]byte(ck.Value), []byte(c.FormValue("csrf"))) != 1 {
 		d.Error = "The sign-in form had expired. Enter your email and password again."
 		return s.renderLogin(c, http.StatusForbidden, d)
 	}
 	password := c.FormValue("password")
-	if d.Email == "" || password == "" {
+	// Lengths are checked before anything is counted or hashed.
+	switch {
+	case len(d.Email) > maxEmailLength || len(d.Workspace) > maxEmailLength:
+		d.Email, d.Workspace = "", ""
+		d.Error = "This is not an email address: enter the one you sign in with."
+		return s.renderLogin(c, http.StatusUnprocessableEntity, d)
+	case d.Email == "" || password == "":
 		d.Error = "Enter your email and your password."
+		return s.renderLogin(c, http.StatusUnprocessableEntity, d)
+	case len(password) > 4*user.MaxPasswordLength || utf8.RuneCountInString(password) > user.MaxPasswordLength:
+		d.Error = fmt.Sprintf("Passwords are at most %d characters, and this one is longer: check that you pasted the right thing.", user.MaxPasswordLength)
 		return s.renderLogin(c, http.StatusUnprocessableEntity, d)
 	}
 	if s.Users == nil {
 		return s.consoleError(c, user.Session{}, http.StatusServiceUnavailable, "Sign-in is not available on this server.")
 	}
+	attempt, err := s.SignIn.Begin(c.RealIP(), d.Email)
+	var throttled *user.Throttled
+	if errors.As(err, &throttled) {
+		// Said even to the right password: that is what stops guessing.
+		c.Response().Header().Set("Retry-After", strconv.Itoa(waitSeconds(throttled.Wait)))
+		who := "from your network"
+		if throttled.Account {
+			who = "for this account"
+		}
+		d.Error = "Too many sign-in attempts " + who + ": try again in " + humanWait(throttled.Wait) + "."
+		return s.renderLogin(c, http.StatusTooManyRequests, d)
+	}
 	u, err := s.Users.Authenticate(c.Request().Context(), d.Workspace, d.Email, password)
 	switch {
 	case errors.Is(err, user.ErrBadCredentials):
+		attempt.Failed()
 		// One message for an unknown email and a wrong password: the page
 		// does not tell who has an account.
 		d.Error = "Wrong email or password."
 		return s.renderLogin(c, http.StatusUnauthorized, d)
 	case errors.Is(err, user.ErrAmbiguous):
+		attempt.Succeeded() // the password is right
 		d.Error, d.AskWorkspace = "This email has an account in several workspaces: enter the workspace too.", true
 		return s.renderLogin(c, http.StatusConflict, d)
 	case errors.Is(err, user.ErrDisabled):
+		attempt.Succeeded()
 		d.Error = "Your account was deactivated by an admin of the workspace. Ask them to reactivate it."
 		return s.renderLogin(c, http.StatusForbidden, d)
+	case errors.Is(err, user.ErrBusy):
+		attempt.Abandoned()
+		c.Response().Header().Set("Retry-After", busyRetryAfter)
+		d.Error = busyMessage
+		return s.renderLogin(c, http.StatusServiceUnavailable, d)
 	case err != nil:
+		attempt.Abandoned()
 		return s.consoleFail(c, user.Session{}, err)
 	}
+	attempt.Succeeded()
 	token, _, err := s.Users.StartSession(c.Request().Context(), u, time.Now())
 	if err != nil {
 		return s.consoleFail(c, user.Session{}, err)
@@ -225,9 +300,26 @@ func (s *Server) login(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, safeNext(d.Next))
 }
 
+// waitSeconds is a wait in whole seconds, rounded up (Retry-After).
+func waitSeconds(d time.Duration) int {
+	return max(int((d+time.Second-1)/time.Second), 1)
+}
+
+// humanWait says a wait as a person would: "30 seconds", "2 minutes".
+func humanWait(d time.Duration) string {
+	n := waitSeconds(d)
+	switch {
+	case n == 1:
+		return "1 second"
+	case n < 90:
+		return strconv.Itoa(n) + " seconds"
+	}
+	return strconv.Itoa((n+59)/60) + " minutes"
+}
+
 func (s *Server) logout(c echo.Context, _ user.Session) error {
-	if ck, err := c.Cookie(sessionCookie); err == nil {
-		if err := s.Users.EndSession(c.Request().Context(), ck.Value); err != nil {
+	if token := s.sessionToken(c); token != "" {
+		if err := s.Users.EndSession(c.Request().Context(), token); err != nil {
 			return err
 		}
 	}
@@ -235,9 +327,18 @@ func (s *Server) logout(c echo.Context, _ user.Session) error {
 	return c.Redirect(http.StatusSeeOther, "/login?signed_out=1")
 }
 
-// safeNext keeps a post-sign-in redirect on this site.
+// safeNext keeps a post-sign-in redirect on this site: a path of this
+// site, starting with one "/", with no scheme, host, backslash or control
+// character (browsers drop tabs and newlines from URLs, so "/\t/evil" would
+// become "//evil", another site). Anything else goes to the Overview.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsRune(next, '\\') ||
+		strings.ContainsFunc(next, unicode.IsControl) {
+		return "/"
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" ||
+		!strings.HasPrefix(u.Path, "/") || strings.HasPrefix(u.Path, "//") {
 		return "/"
 	}
 	return next

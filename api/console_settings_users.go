@@ -251,10 +251,7 @@ func (s *Server) changePasswordForm(c echo.Context, sess user.Session) error {
 		d.FieldErrors["current_password"] = "Type your current password."
 	}
 	if len(d.FieldErrors) == 0 {
-		token := ""
-		if ck, err := c.Cookie(sessionCookie); err == nil {
-			token = ck.Value
-		}
+		token := s.sessionToken(c) // kept signed in (the cookie's name depends on https)
 		err := s.Users.ChangePassword(c.Request().Context(), sess.User.WorkspaceID, sess.User.ID, current, next, token)
 		var fe *user.FieldError
 		switch {

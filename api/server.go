@@ -51,6 +51,14 @@ type Deps struct {
 	Temporal  client.Client
 	// Users signs people in to the console. Default: a store over Pool.
 	Users *user.Store
+	// SignIn throttles sign-in attempts per account and per client
+	// address. Default: user.NewThrottle with the documented limits.
+	SignIn *user.Throttle
+	// TrustProxy believes X-Forwarded-For and X-Forwarded-Proto sent by
+	// proxies on loopback or private addresses (PARCOURS_TRUST_PROXY).
+	// Otherwise the connection's own address and scheme count, whatever the
+	// headers say: for sign-in throttling, Secure cookies and HSTS.
+	TrustProxy bool
 	// TaskQueue the worker polls.
 	TaskQueue string
 	// Namespace journeys run in, for Temporal UI links.
@@ -99,6 +107,9 @@ func New(d Deps) *Server {
 	if d.Users == nil && d.Pool != nil {
 		d.Users = user.NewStore(d.Pool)
 	}
+	if d.SignIn == nil {
+		d.SignIn = user.NewThrottle(user.ThrottleOptions{})
+	}
 	if d.Logger == nil {
 		d.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -114,8 +125,17 @@ func New(d Deps) *Server {
 	e := s.echo
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = s.errorHandler
+	// c.RealIP() and c.Scheme() read forwarding headers only from a proxy
+	// the operator declared; a client cannot claim https or another address.
+	if d.TrustProxy {
+		e.IPExtractor, e.SchemeExtractor = echo.ExtractIPFromXFFHeader(), echo.ExtractSchemeFromHeaders()
+	} else {
+		e.IPExtractor, e.SchemeExtractor = echo.ExtractIPDirect(), echo.ExtractSchemeDirect()
+	}
 	e.Use(
 		middleware.RequestID(),
+		// nosniff, Referrer-Policy, X-Frame-Options and HSTS on every answer.
+		s.securityHeaders,
 		s.metrics.middleware,
 		middleware.RequestLoggerWithConfig(middleware.RequestLoggerConfig{
 			LogStatus: true, LogURIPath: true, LogMethod: true, LogLatency: true, LogRequestID: true, LogError: true,
@@ -142,6 +162,8 @@ func New(d Deps) *Server {
 		// Bulk import uploads are capped by their handler (MaxImportBytes), and
 		// may take longer than a request's deadline to arrive.
 		middleware.BodyLimitWithConfig(middleware.BodyLimitConfig{Limit: d.BodyLimit, Skipper: isImportUpload}),
+		// ... and the server's ReadTimeout is lifted for them (security.go).
+		s.uploadDeadline,
 		middleware.ContextTimeoutWithConfig(middleware.ContextTimeoutConfig{Timeout: d.RequestTimeout, Skipper: isImportUpload}),
 		// analytics.js in customers' web pages calls the ingestion endpoints cross-origin.
 		s.ingestCORS,

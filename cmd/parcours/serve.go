@@ -23,6 +23,7 @@ import (
 	"github.com/parcours/parcours/pkg/profile"
 	"github.com/parcours/parcours/pkg/segment"
 	"github.com/parcours/parcours/pkg/template"
+	"github.com/parcours/parcours/pkg/user"
 	"github.com/parcours/parcours/pkg/validation"
 	"github.com/parcours/parcours/pkg/workspace"
 	"github.com/parcours/parcours/worker"
@@ -71,20 +72,19 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		BodyLimit:      cfg.BodyLimit,
 		RequestTimeout: cfg.RequestTimeout,
 		Version:        version,
-		WriteKeyLimit:  ingest.NewKeyLimiter(cfg.WriteKeyRate, cfg.WriteKeyBurst),
-		ProfileCap:     ingest.NewProfileCap(cfg.ProfileEventRate),
+		// One Hasher for the process: it bounds the memory of sign-ins.
+		Users:         user.NewStore(pool, user.Options{Hasher: user.NewHasher(cfg.PasswordHashConcurrency), IdleTimeout: cfg.SessionIdleTimeout}),
+		TrustProxy:    cfg.TrustProxy,
+		WriteKeyLimit: ingest.NewKeyLimiter(cfg.WriteKeyRate, cfg.WriteKeyBurst),
+		ProfileCap:    ingest.NewProfileCap(cfg.ProfileEventRate),
 	}
 	for _, o := range opts {
 		o(&deps)
 	}
 	a := api.New(deps)
 	s := &apiServer{
-		api: a,
-		srv: &http.Server{
-			Handler:           a.Handler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
-		},
+		api:  a,
+		srv:  newHTTPServer(a.Handler(), cfg.RequestTimeout),
 		ln:   ln,
 		done: make(chan error, 1),
 	}
@@ -96,6 +96,21 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 		s.done <- err
 	}()
 	return s, nil
+}
+
+// newHTTPServer is the API's HTTP server: a client gets 10 s to send a
+// request's headers and api.ReadTimeout (or the request timeout, if longer)
+// for the whole request, so a trickled body cannot hold a connection for
+// ever; import uploads get api.ImportReadTimeout (the API lifts the deadline
+// once their credentials are checked). Idle keep-alive connections close
+// after 2 minutes.
+func newHTTPServer(h http.Handler, requestTimeout time.Duration) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       max(api.ReadTimeout, requestTimeout),
+		IdleTimeout:       2 * time.Minute,
+	}
 }
 
 // URL is the API's base URL as a person on this machine would type it.
