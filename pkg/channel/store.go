@@ -178,6 +178,13 @@ func (s *Store) PutEmailSettings(ctx context.Context, workspaceID string, in Ema
 	if err := s.checkProviderURL(baseURL); err != nil {
 		return EmailSettings{}, &FieldError{"base_url", err.Error()}
 	}
+	// What is wrong with the input itself is said before what the stored
+	// settings require (the key again, below).
+	if k := in.EventWebhookPublicKey; k != nil && *k != "" {
+		if _, err := ParseEventWebhookKey(*k); err != nil {
+			return EmailSettings{}, &FieldError{"event_webhook_public_key", err.Error()}
+		}
+	}
 	if apiKey == "" {
 		var cur emailConfig
 		if _, _, set, err := s.load(ctx, workspaceID, ChannelEmail, &cur); errors.Is(err, ErrNotConfigured) || (err == nil && !set) {
@@ -195,9 +202,6 @@ func (s *Store) PutEmailSettings(ctx context.Context, workspaceID string, in Ema
 	if in.EventWebhookPublicKey == nil {
 		keep = []string{"event_webhook_public_key"}
 	} else if *in.EventWebhookPublicKey != "" {
-		if _, err := ParseEventWebhookKey(*in.EventWebhookPublicKey); err != nil {
-			return EmailSettings{}, &FieldError{"event_webhook_public_key", err.Error()}
-		}
 		cfg.EventWebhookPublicKey = strings.TrimSpace(*in.EventWebhookPublicKey)
 	}
 	at, set, err := s.put(ctx, workspaceID, ChannelEmail, cfg, apiKey, keep...)
