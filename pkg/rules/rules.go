@@ -13,7 +13,11 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
 	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -40,10 +44,17 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Column, e.Message)
 }
 
-// Compile compiles a boolean rule against env (a typed struct). Built-ins
-// that read the clock are refused: a rule gives the same answer for the same
-// input, today, on replay, and inside workflow code. vocabulary lists the
-// names a rule may use, for error messages.
+// Compile compiles a boolean rule against env (a typed struct). Only the
+// built-ins in Loops and Functions are available (the clock's are not: a
+// rule gives the same answer for the same input, today, on replay, and
+// inside workflow code), let is refused, and the text a rule builds while
+// it runs is bounded by MaxText per evaluation. vocabulary lists the names
+// a rule may use, for error messages.
+//
+// It goes through expr's stages itself (parse and check, then its own
+// checks and rewrites on the checked tree, then optimize and compile), as
+// expr.Compile would: the refusals need the rule as written, with types,
+// and the text budget is added before the program is built.
 func Compile(src string, env any, vocabulary string, extra ...expr.Option) (*vm.Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &Error{Line: 1, Column: 1, Message: "the rule is empty; write a condition, e.g. " + exampleFor(vocabulary)}
@@ -55,22 +66,23 @@ func Compile(src string, env any, vocabulary string, extra ...expr.Option) (*vm.
 		expr.Env(env),
 		expr.AsBool(),
 		expr.MaxNodes(maxNodes),
-		expr.DisableBuiltin("now"),
-		expr.DisableBuiltin("date"),
-		expr.DisableBuiltin("duration"),
-	}, extra...)
-	prog, err := expr.Compile(src, opts...)
+	}, builtinOptions()...)
+	config := conf.CreateNew()
+	for _, op := range append(opts, extra...) {
+		op(config)
+	}
+	for name := range config.Disabled {
+		delete(config.Builtins, name)
+	}
+	config.Check()
+	tree, err := checker.ParseCheck(src, config)
 	if err != nil {
-		var fe *file.Error
-		if errors.As(err, &fe) {
-			return nil, &Error{Line: max(fe.Line, 1), Column: fe.Column + 1, Message: humanize(fe.Message, vocabulary)}
-		}
-		return nil, &Error{Line: 1, Column: 1, Message: humanize(err.Error(), vocabulary)}
+		return nil, compileError(err, vocabulary)
 	}
 	// Untyped values (properties, traits) let `properties.total * 2` pass the
 	// type check; a rule whose top is arithmetic or a non-boolean literal can
 	// never be a condition.
-	switch n := prog.Node().(type) {
+	switch n := tree.Node.(type) {
 	case *ast.BinaryNode:
 		switch n.Operator {
 		case "+", "-", "*", "/", "%", "**", "^", "??":
@@ -80,13 +92,50 @@ func Compile(src string, env any, vocabulary string, extra ...expr.Option) (*vm.
 	case *ast.StringNode, *ast.IntegerNode, *ast.FloatNode, *ast.NilNode, *ast.ArrayNode, *ast.MapNode:
 		return nil, &Error{Line: 1, Column: 1, Message: "the rule must be a condition (true or false), e.g. " + exampleFor(vocabulary)}
 	}
-	if err := checkRanges(src, prog.Node()); err != nil {
+	if err := checkAllowed(src, tree.Node); err != nil {
 		return nil, err
 	}
-	if err := checkLoops(src, prog.Node()); err != nil {
+	// The budgeted functions are declared only now, so that a rule cannot
+	// call them itself.
+	for _, op := range textOptions() {
+		op(config)
+	}
+	if patchText(&tree.Node) {
+		if _, err := checker.Check(tree, config); err != nil {
+			return nil, fmt.Errorf("check rule with its text budget: %w", err)
+		}
+	}
+	if config.Optimize {
+		if err := optimizer.Optimize(&tree.Node, config); err != nil {
+			var fe *file.Error
+			if errors.As(err, &fe) {
+				return nil, compileError(fe.Bind(tree.Source), vocabulary)
+			}
+			return nil, compileError(err, vocabulary)
+		}
+	}
+	// Ranges and loops are checked once optimized: `order_count in 1..1e9`
+	// is then a comparison, not a range.
+	if err := checkRanges(src, tree.Node); err != nil {
 		return nil, err
+	}
+	if err := checkLoops(src, tree.Node); err != nil {
+		return nil, err
+	}
+	prog, err := compiler.Compile(tree, config)
+	if err != nil {
+		return nil, compileError(err, vocabulary)
 	}
 	return prog, nil
+}
+
+// compileError locates an error of expr's, in a marketer's words.
+func compileError(err error, vocabulary string) *Error {
+	var fe *file.Error
+	if errors.As(err, &fe) {
+		return &Error{Line: max(fe.Line, 1), Column: fe.Column + 1, Message: humanize(fe.Message, vocabulary)}
+	}
+	return &Error{Line: 1, Column: 1, Message: humanize(err.Error(), vocabulary)}
 }
 
 // scanningFunctions are the segment functions that go through the
@@ -231,7 +280,10 @@ func humanize(msg, vocabulary string) string {
 	switch {
 	case strings.Contains(msg, "expected bool"):
 		return "the rule must be a condition (true or false); " + msg
-	case strings.HasPrefix(msg, "unknown name"):
+	case strings.HasPrefix(msg, "unknown name "):
+		if name := strings.TrimPrefix(msg, "unknown name "); isExprBuiltin(name) {
+			return unavailable(name)
+		}
 		return msg + " (a rule can use " + vocabulary + ")"
 	case strings.Contains(msg, "exceeds maximum allowed nodes"):
 		return fmt.Sprintf("the rule is too complex: more than %d names, values and operators; simplify it (a segment can also combine others with in_segment)", maxNodes)

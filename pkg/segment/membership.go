@@ -439,6 +439,11 @@ func (s *Store) Preview(ctx context.Context, workspaceID, src string, now time.T
 			return res, err
 		}
 		for _, id := range ids {
+			// Checked for every profile: a viewer's preview gives up as soon
+			// as its request does, not after a chunk of 2,000 evaluations.
+			if err := ctx.Err(); err != nil {
+				return res, fmt.Errorf("preview rule: %w", err)
+			}
 			d := data[id]
 			if d == nil {
 				continue
