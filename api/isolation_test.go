@@ -3,6 +3,7 @@ package api_test
 import (
 	"context"
 	"encoding/json"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -16,7 +17,8 @@ import (
 )
 
 // R14: every authenticated route, called by another workspace's admin with
-// this workspace's ids, answers 404 and changes nothing. The routes come
+// this workspace's ids, answers 404 and changes nothing. Console routes and
+// ids inside bodies, forms and queries: isolation_console_test.go. The routes come
 // from /openapi.json, which a test keeps equal to the route table, so a new
 // route is covered when it lands.
 func TestEveryRouteRefusesAnotherWorkspacesIDs(t *testing.T) {
@@ -38,10 +40,14 @@ func TestEveryRouteRefusesAnotherWorkspacesIDs(t *testing.T) {
 	_, _, bc := e.call(t, "POST", "/v1/broadcasts", e.admin, map[string]any{"name": "News", "segment": "everyone", "template": "hello",
 		"schedule": map[string]any{"at": time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)}})
 	_, _, keys := e.call(t, "GET", "/v1/api-keys", e.admin, nil)
+	_, _, rule := e.call(t, "POST", "/v1/validation-rules", e.admin, map[string]any{"name": "no blocked", "source": "web", "rule": `event != "Blocked"`})
+	q := url.Values{"mapping": {`{"columns":{"email":{"identifier":"email"}},"event":{"name":"Imported"},"id_column":"n"}`}, "source": {"crm"}, "name": {"A import"}}
+	_, _, im := e.do(t, e.admin, "/v1/imports?"+q.Encode(), "text/csv", strings.NewReader("n,email\n1,ana@example.com\n"))
 	ids := map[string]string{
 		"/v1/templates/": str(tpl["id"]), "/v1/segments/": str(seg["id"]), "/v1/journeys/": str(j["id"]), "/v1/reports/journeys/": str(j["id"]),
 		"/v1/profiles/": ana, "/v1/suppressions/": str(sup["id"]), "/v1/broadcasts/": str(bc["id"]),
-		"/v1/api-keys/": str(keys["data"].([]any)[0].(map[string]any)["id"]),
+		"/v1/api-keys/":         str(keys["data"].([]any)[0].(map[string]any)["id"]),
+		"/v1/validation-rules/": str(rule["id"]), "/v1/imports/": str(im["id"]),
 	}
 	for prefix, id := range ids {
 		if id == "" {
@@ -127,7 +133,7 @@ func TestEveryRouteRefusesAnotherWorkspacesIDs(t *testing.T) {
 	}
 	// And A's things are all still there, unchanged.
 	for prefix, id := range ids {
-		if prefix == "/v1/reports/journeys/" || prefix == "/v1/suppressions/" || prefix == "/v1/api-keys/" {
+		if prefix == "/v1/reports/journeys/" || prefix == "/v1/suppressions/" || prefix == "/v1/api-keys/" || prefix == "/v1/validation-rules/" {
 			continue
 		}
 		if status, _, body := e.call(t, "GET", prefix+id, e.admin, nil); status != 200 {
@@ -139,6 +145,9 @@ func TestEveryRouteRefusesAnotherWorkspacesIDs(t *testing.T) {
 	}
 	if _, _, b := e.call(t, "GET", "/v1/broadcasts/"+ids["/v1/broadcasts/"], e.admin, nil); b["status"] == "cancelled" {
 		t.Errorf("A's broadcast was cancelled by the intruder")
+	}
+	if _, _, rules := e.call(t, "GET", "/v1/validation-rules", e.admin, nil); len(rules["data"].([]any)) != 1 || rules["data"].([]any)[0].(map[string]any)["enabled"] != true {
+		t.Errorf("A's validation rule after the intruder: %v", rules)
 	}
 }
 
