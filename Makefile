@@ -42,8 +42,11 @@ build:
 image:
 	docker build -f deploy/Dockerfile --build-arg VERSION=$(VERSION) -t parcours:$(VERSION) -t parcours:latest .
 
+## vet: go vet, and workflowcheck over the workflow code (no clock, randomness, goroutines, map
+## ranges or I/O in a workflow)
 vet:
 	$(GO) vet ./...
+	$(GO) run go.temporal.io/sdk/contrib/tools/workflowcheck@v0.6.0 ./workflows/...
 
 clean:
 	rm -rf bin

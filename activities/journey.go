@@ -66,12 +66,12 @@ type JourneyEndInput struct {
 	WorkspaceID string
 	WorkflowID  string
 	RunID       string
-	Reason      string
+	Outcome     journey.Outcome
 }
 
-// RecordJourneyEnd records a run's end reason.
+// RecordJourneyEnd records a run's outcome (its text form, end_reason).
 func (a *Activities) RecordJourneyEnd(ctx context.Context, in JourneyEndInput) error {
-	return a.Journeys.RecordEnd(ctx, in.WorkspaceID, in.WorkflowID, in.RunID, in.Reason)
+	return a.Journeys.RecordEnd(ctx, in.WorkspaceID, in.WorkflowID, in.RunID, in.Outcome.String())
 }
 
 // ProfileRuleInput asks a profile condition at a time.

@@ -228,21 +228,24 @@ func (w journeyWords) edge(d journey.Definition) func(journey.Edge) string {
 	}
 }
 
-// endReason says how a run ended.
-func endReason(r string) string {
-	switch {
-	case r == "completed":
+// endReason says how a run ended, from its recorded end_reason.
+func endReason(r string) string { return outcomeWords(journey.ParseOutcome(r)) }
+
+// outcomeWords says how a run ended.
+func outcomeWords(o journey.Outcome) string {
+	switch o.Kind {
+	case journey.OutcomeCompleted:
 		return "reached the end"
-	case r == "goal":
+	case journey.OutcomeGoal:
 		return "reached the goal"
-	case r == "removed":
+	case journey.OutcomeRemoved:
 		return "removed by hand"
-	case r == "merged":
+	case journey.OutcomeMerged:
 		return "profile merged"
-	case strings.HasPrefix(r, "exited:"):
-		return "left on " + humanLabel(strings.TrimPrefix(r, "exited:"))
+	case journey.OutcomeExited:
+		return "left on " + humanLabel(o.Exit)
 	}
-	return r
+	return o.String()
 }
 
 // funnelRow is one step of the funnel table: the runs that went through

@@ -303,10 +303,10 @@ func simulationTimeline(res simulate.Result, def journey.Definition, w journeyWo
 	v := &simulateResultView{Person: person, Entered: res.Entered, NotEntered: res.NotEntered}
 	switch {
 	case !res.Entered:
-	case res.Outcome == "still_waiting":
+	case res.Outcome.Kind == journey.OutcomeStillWaiting:
 		v.Outcome = "was still waiting when the simulation stopped, 90 days in"
 	default:
-		v.Outcome = endReason(res.Outcome)
+		v.Outcome = outcomeWords(res.Outcome)
 	}
 	start := time.Time{}
 	if len(res.Steps) > 0 {
@@ -390,19 +390,19 @@ func simulationTimeline(res simulate.Result, def journey.Definition, w journeyWo
 // waitWords says how a wait ended.
 func waitWords(wt simulate.Wait, n journey.Node) string {
 	long := spokenDuration(wt.To.Sub(wt.From))
-	switch wt.Resolution {
-	case "timer":
+	switch wt.Resolution.How {
+	case simulate.EndTimer:
 		return "waited " + long
-	case "event":
+	case simulate.EndEvent:
 		return "“" + n.Event + "” came after " + long
-	case "timeout":
+	case simulate.EndTimeout:
 		return "“" + n.Event + "” did not come within " + humanDuration(n.Timeout) + ": went the timeout way"
-	case "missing_date":
+	case simulate.EndMissingDate:
 		return "the profile has no such date (or it has passed)"
-	case "still_waiting":
+	case simulate.EndStillWaiting:
 		return "still waiting when the simulation stopped"
 	}
-	return "the run ended during the wait: " + endReason(wt.Resolution)
+	return "the run ended during the wait: " + outcomeWords(wt.Resolution.Run)
 }
 
 // spokenDuration writes a duration as people say it: 2 days 3 hours.

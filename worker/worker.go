@@ -20,8 +20,10 @@ import (
 	"github.com/parcours/parcours/workflows"
 )
 
-// Register puts every workflow and activity on r. Tests use it too, so that
-// what they run is what production registers.
+// Register puts every workflow and activity on r: acts' methods, each under
+// its name, among them the journey's (workflows.JourneyActivities, which the
+// simulator implements too; worker_test.go holds the two lists together).
+// Tests use it too, so that what they run is what production registers.
 func Register(r sdkworker.Registry, acts *activities.Activities) {
 	RegisterWorkflows(r)
 	r.RegisterActivity(acts)

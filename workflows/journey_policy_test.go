@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/testsuite"
 
 	"github.com/parcours/parcours/activities"
@@ -20,7 +19,7 @@ import (
 // policyRun runs the Journey workflow in the time-skipping test suite with
 // the real SendMessage activity: the delivery ledger on PostgreSQL, a fake
 // SendGrid, and a workspace whose quiet hours are 21:00-08:00 for email.
-// The bookkeeping activities are mocked.
+// The other activities are faked (fakeJourney).
 type policyRun struct {
 	*testsuite.TestWorkflowEnvironment
 	ch      *channeltest.Env
@@ -42,20 +41,16 @@ func newPolicyRun(t *testing.T, def journey.Definition) *policyRun {
 	}
 	var s testsuite.WorkflowTestSuite
 	r.TestWorkflowEnvironment = s.NewTestWorkflowEnvironment()
-	var a *activities.Activities
 	live := &activities.Activities{Pool: ch.Pool, Ledger: ch.Ledger}
-	r.OnActivity(a.LoadJourneyVersion, mock.Anything, mock.Anything).Return(def, nil)
-	r.OnActivity(a.RecordJourneyEntry, mock.Anything, mock.Anything).Return(nil)
-	r.OnActivity(a.RecordJourneyStep, mock.Anything, mock.Anything).Return(nil)
-	r.OnActivity(a.RecordJourneyEnd, mock.Anything, mock.Anything).Return(nil)
-	r.OnActivity(a.SendMessage, mock.Anything, mock.Anything).Return(
-		func(ctx context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
-			out, err := live.SendMessage(ctx, in)
-			r.mu.Lock()
-			defer r.mu.Unlock()
-			r.calls, r.results = append(r.calls, in), append(r.results, out)
-			return out, err
-		})
+	fake := newFakeJourney(def)
+	fake.send = func(ctx context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
+		out, err := live.SendMessage(ctx, in)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.calls, r.results = append(r.calls, in), append(r.results, out)
+		return out, err
+	}
+	r.RegisterActivity(fake)
 	return r
 }
 
@@ -120,7 +115,7 @@ func TestJourneyDropsASendInQuietHours(t *testing.T) {
 	if err := r.GetWorkflowResult(&res); err != nil {
 		t.Fatal(err)
 	}
-	if res.Reason != "completed" || len(r.calls) != 1 || r.results[0].Status != "skipped" || r.results[0].Reason != channel.ReasonQuietHours {
+	if res.Outcome != journey.Ended(journey.OutcomeCompleted) || len(r.calls) != 1 || r.results[0].Status != "skipped" || r.results[0].Reason != channel.ReasonQuietHours {
 		t.Fatalf("result %+v, calls %+v", res, r.results)
 	}
 	if d := r.delivery(t); d.Status != "skipped" || d.Reason != channel.ReasonQuietHours || len(r.ch.SendGrid.Accepted()) != 0 {
@@ -143,7 +138,7 @@ func TestJourneyExitWhileDeferredWithdrawsTheSend(t *testing.T) {
 		t.Fatal(err)
 	}
 	d := r.delivery(t)
-	if res.Reason != "exited:order_completed" || d.Status != "skipped" || !strings.HasPrefix(d.Reason, "withdrawn") || len(r.ch.SendGrid.Accepted()) != 0 {
+	if res.Outcome != journey.ExitedOn("Order Completed") || d.Status != "skipped" || !strings.HasPrefix(d.Reason, "withdrawn") || len(r.ch.SendGrid.Accepted()) != 0 {
 		t.Fatalf("result %+v, delivery %+v, %d emails", res, d, len(r.ch.SendGrid.Accepted()))
 	}
 }

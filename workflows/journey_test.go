@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/testsuite"
@@ -20,62 +19,18 @@ import (
 )
 
 // journeyEnv runs the Journey workflow in the time-skipping test suite with
-// the definition of testdata/abandoned_cart.json (or def) and the
-// bookkeeping activities mocked.
+// the definition of testdata/abandoned_cart.json (or def) and the journey's
+// activities faked (fakeJourney).
 type journeyEnv struct {
 	*testsuite.TestWorkflowEnvironment
-	sent     []string
-	traits   []map[string]any
-	matches  map[int64]bool
-	customer bool // what branch conditions answer
-	// date is what UntilProfileDate answers.
-	date        activities.UntilDateResult
-	conversions []activities.ConversionInput
-	messages    []activities.SendMessageInput
-	continued   []activities.ContinueRunInput
+	*fakeJourney
 }
 
 func newJourneyEnv(t *testing.T, def journey.Definition) *journeyEnv {
 	t.Helper()
 	var s testsuite.WorkflowTestSuite
-	e := &journeyEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), matches: map[int64]bool{}}
-	var a *activities.Activities
-	e.OnActivity(a.LoadJourneyVersion, mock.Anything, mock.Anything).Return(def, nil)
-	e.OnActivity(a.RecordJourneyEntry, mock.Anything, mock.Anything).Return(nil)
-	e.OnActivity(a.RecordJourneyStep, mock.Anything, mock.Anything).Return(nil)
-	e.OnActivity(a.RecordJourneyEnd, mock.Anything, mock.Anything).Return(nil)
-	e.OnActivity(a.SendMessage, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
-			e.sent = append(e.sent, in.TemplateSlug)
-			e.messages = append(e.messages, in)
-			return activities.SendMessageResult{Status: "sent"}, nil
-		})
-	e.OnActivity(a.UpdateProfileTraits, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.UpdateTraitsInput) error {
-			e.traits = append(e.traits, in.Traits)
-			return nil
-		})
-	e.OnActivity(a.MatchEvent, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.MatchEventInput) (bool, error) {
-			return e.matches[in.EventID], nil
-		})
-	e.OnActivity(a.UntilTimeOfDay, mock.Anything, mock.Anything).Return(3*time.Hour, nil)
-	e.OnActivity(a.UntilProfileDate, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.UntilDateInput) (activities.UntilDateResult, error) {
-			return e.date, nil
-		})
-	e.OnActivity(a.ContinueJourneyRun, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ContinueRunInput) error {
-			e.continued = append(e.continued, in)
-			return nil
-		})
-	e.OnActivity(a.RecordConversion, mock.Anything, mock.Anything).Return(
-		func(_ context.Context, in activities.ConversionInput) error {
-			e.conversions = append(e.conversions, in)
-			return nil
-		})
-	e.OnActivity(a.EvaluateProfileRule, mock.Anything, mock.Anything).Return(
-		func(context.Context, activities.ProfileRuleInput) (bool, error) { return e.customer, nil })
+	e := &journeyEnv{TestWorkflowEnvironment: s.NewTestWorkflowEnvironment(), fakeJourney: newFakeJourney(def)}
+	e.RegisterActivity(e.fakeJourney)
 	return e
 }
 
@@ -111,7 +66,7 @@ func TestAbandonedCartSendsTwoEmailsWithoutAnOrder(t *testing.T) {
 	e := newJourneyEnv(t, cartDefinition(t))
 	e.ExecuteWorkflow(workflows.Journey, cartInput)
 	r := e.result(t)
-	if r.Reason != "completed" || len(e.sent) != 2 || e.sent[0] != "cart-rescue-1" || e.sent[1] != "cart-rescue-coupon" {
+	if r.Outcome != journey.Ended(journey.OutcomeCompleted) || len(e.sent) != 2 || e.sent[0] != "cart-rescue-1" || e.sent[1] != "cart-rescue-coupon" {
 		t.Fatalf("result %+v, sent %v", r, e.sent)
 	}
 }
@@ -130,7 +85,7 @@ func TestAbandonedCartOrderOfThatCartStopsTheRescue(t *testing.T) {
 	e.ExecuteWorkflow(workflows.Journey, cartInput)
 	r := e.result(t)
 	// The order is also an exit criterion and the goal: the exit wins, nothing is sent.
-	if len(e.sent) != 0 || r.Reason != "exited:order_completed" {
+	if len(e.sent) != 0 || r.Outcome != journey.ExitedOn("Order Completed") {
 		t.Fatalf("result %+v, sent %v", r, e.sent)
 	}
 }
@@ -143,7 +98,7 @@ func TestExitWhileWaitingBetweenEmails(t *testing.T) {
 	}, 5*time.Hour) // after the first email, during the 24 h wait
 	e.ExecuteWorkflow(workflows.Journey, cartInput)
 	r := e.result(t)
-	if len(e.sent) != 1 || r.Reason != "exited:order_completed" {
+	if len(e.sent) != 1 || r.Outcome != journey.ExitedOn("Order Completed") {
 		t.Fatalf("result %+v, sent %v, want one email then the exit", r, e.sent)
 	}
 }
@@ -243,7 +198,7 @@ func TestWaitUntilProfileDate(t *testing.T) {
 		}
 	})
 	e.ExecuteWorkflow(workflows.Journey, cartInput)
-	if r := e.result(t); r.Reason != "completed" || sentAt.Sub(start) != 48*time.Hour {
+	if r := e.result(t); r.Outcome != journey.Ended(journey.OutcomeCompleted) || sentAt.Sub(start) != 48*time.Hour {
 		t.Fatalf("result %+v, sent %v after the start, want 48h", r, sentAt.Sub(start))
 	}
 
@@ -251,7 +206,7 @@ func TestWaitUntilProfileDate(t *testing.T) {
 	none := newJourneyEnv(t, d)
 	none.date = activities.UntilDateResult{Missing: true, Reason: "the profile has no readable date"}
 	none.ExecuteWorkflow(workflows.Journey, cartInput)
-	if r := none.result(t); r.Reason != "exited:no_date" || len(none.sent) != 0 {
+	if r := none.result(t); r.Outcome != (journey.Outcome{Kind: journey.OutcomeExited, Exit: journey.ExitNoDate}) || len(none.sent) != 0 {
 		t.Fatalf("without a date: %+v, sent %v", r, none.sent)
 	}
 
@@ -264,7 +219,7 @@ func TestWaitUntilProfileDate(t *testing.T) {
 	ask := newJourneyEnv(t, d)
 	ask.date = activities.UntilDateResult{Missing: true}
 	ask.ExecuteWorkflow(workflows.Journey, cartInput)
-	if r := ask.result(t); r.Reason != "completed" || len(ask.sent) != 1 || ask.sent[0] != "ask-renewal-date" {
+	if r := ask.result(t); r.Outcome != journey.Ended(journey.OutcomeCompleted) || len(ask.sent) != 1 || ask.sent[0] != "ask-renewal-date" {
 		t.Fatalf("on_missing: %+v, sent %v", r, ask.sent)
 	}
 }
@@ -318,7 +273,7 @@ func TestGoalRecordsAConversionAttributedToTheLastMessage(t *testing.T) {
 		e.SignalWorkflow(workflows.EventSignal, workflows.EventSignalPayload{EventID: 42, Name: "Order Completed"})
 	}, 3*24*time.Hour) // after the second email
 	e.ExecuteWorkflow(workflows.Journey, cartInput)
-	if r := e.result(t); r.Reason != "goal" || len(e.sent) != 2 {
+	if r := e.result(t); r.Outcome != journey.Ended(journey.OutcomeGoal) || len(e.sent) != 2 {
 		t.Fatalf("result %+v, sent %v", r, e.sent)
 	}
 	if len(e.conversions) != 1 || e.conversions[0].EventID != 42 || e.conversions[0].NodeID != "second" ||
@@ -393,7 +348,7 @@ func TestLongWaitContinuesAsNew(t *testing.T) {
 	third := newJourneyEnv(t, d)
 	third.SetStartTime(start.Add(3 * 24 * time.Hour))
 	third.ExecuteWorkflow(workflows.Journey, next)
-	if res := third.result(t); res.Reason != "goal" || len(third.sent) != 0 || len(third.conversions) != 1 || third.conversions[0].NodeID != "news" {
+	if res := third.result(t); res.Outcome != journey.Ended(journey.OutcomeGoal) || len(third.sent) != 0 || len(third.conversions) != 1 || third.conversions[0].NodeID != "news" {
 		t.Fatalf("pending order: %+v sent %v conversions %+v", res, third.sent, third.conversions)
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/stretchr/testify/mock"
 	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/converter"
 	sdklog "go.temporal.io/sdk/log"
@@ -118,29 +117,23 @@ func TestR8ResendLoopOverASimulatedYearContinuesAsNew(t *testing.T) {
 		// Quiet: a year of timers at debug level would bury a failure.
 		s.SetLogger(sdklog.NewStructuredLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 		env := s.NewTestWorkflowEnvironment()
-		var a *activities.Activities
-		env.OnActivity(a.LoadJourneyVersion, mock.Anything, mock.Anything).Return(d, nil)
-		env.OnActivity(a.RecordJourneyEntry, mock.Anything, mock.Anything).Return(nil)
-		env.OnActivity(a.ContinueJourneyRun, mock.Anything, mock.Anything).Return(nil)
-		env.OnActivity(a.RecordJourneyStep, mock.Anything, mock.Anything).Return(nil)
-		env.OnActivity(a.RecordJourneyEnd, mock.Anything, mock.Anything).Return(nil)
-		env.OnActivity(a.MatchEvent, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, in activities.MatchEventInput) (bool, error) {
-				checked[in.EventID]++
-				return false, nil // machine opens: not the awaited one
-			})
-		env.OnActivity(a.SendMessage, mock.Anything, mock.Anything).Return(
-			func(_ context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
-				sends = append(sends, in)
-				if in.NodeID == "resend" && in.Now.Before(capLifts) {
-					return activities.SendMessageResult{Status: activities.StatusDeferred, Reason: "frequency_cap", DeferredUntil: in.Now.Add(time.Hour)}, nil
-				}
-				if _, dup := sent[in.BusinessKey]; dup {
-					t.Errorf("%s sent twice", in.BusinessKey)
-				}
-				sent[in.BusinessKey] = in.Now
-				return activities.SendMessageResult{Status: "sent"}, nil
-			})
+		fake := newFakeJourney(d)
+		fake.match = func(in activities.MatchEventInput) bool {
+			checked[in.EventID]++
+			return false // machine opens: not the awaited one
+		}
+		fake.send = func(_ context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
+			sends = append(sends, in)
+			if in.NodeID == "resend" && in.Now.Before(capLifts) {
+				return activities.SendMessageResult{Status: activities.StatusDeferred, Reason: "frequency_cap", DeferredUntil: in.Now.Add(time.Hour)}, nil
+			}
+			if _, dup := sent[in.BusinessKey]; dup {
+				t.Errorf("%s sent twice", in.BusinessKey)
+			}
+			sent[in.BusinessKey] = in.Now
+			return activities.SendMessageResult{Status: "sent"}, nil
+		}
+		env.RegisterActivity(fake)
 		m := meter(env)
 		env.SetStartTime(now)
 		// One record scheduled at a time, each scheduling the next (the
@@ -209,7 +202,7 @@ func TestR8ResendLoopOverASimulatedYearContinuesAsNew(t *testing.T) {
 		t.Fatalf("%d hand-overs while waiting, %d while the resend was deferred: want both loops to hand over (histories %v)", atWait, atResend, histories)
 	}
 	// The year ran its course: both emails sent once, the resend when the cap lifted.
-	if result.Reason != "completed" || strings.Join(result.Path, ",") != "news,wait_open,resend,end" || !now.Equal(capLifts) {
+	if result.Outcome != journey.Ended(journey.OutcomeCompleted) || strings.Join(result.Path, ",") != "news,wait_open,resend,end" || !now.Equal(capLifts) {
 		t.Fatalf("result %+v at %v", result, now)
 	}
 	if len(sent) != 2 || !sent[sends[0].BusinessKey].Equal(start) || !sent[sends[len(sends)-1].BusinessKey].Equal(capLifts) {

@@ -6,7 +6,10 @@
 //
 // The workflow is the production one (workflows.Journey); only its
 // activities are replaced, by read-only twins that answer from the stored
-// profile with the simulated traits and events laid over it.
+// profile with the simulated traits and events laid over it. The twins
+// implement workflows.JourneyActivities, the journey's one list of
+// activities, and are registered under its method names, as the worker's
+// are.
 package simulate
 
 import (
@@ -16,13 +19,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/expr-lang/expr/vm"
-	"go.temporal.io/sdk/activity"
 	"go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
@@ -76,14 +79,54 @@ type Step struct {
 type Wait struct {
 	Node string `json:"node"`
 	// Kind: duration, time_of_day, date, event.
-	Kind  string    `json:"kind"`
-	Event string    `json:"event,omitempty"`
-	From  time.Time `json:"from"`
-	To    time.Time `json:"to"`
-	// Resolution: timer, event, timeout, missing_date, or the run's end
-	// reason when the run ended during the wait (exited:..., goal), or
-	// still_waiting at the horizon.
-	Resolution string `json:"resolution"`
+	Kind       string     `json:"kind"`
+	Event      string     `json:"event,omitempty"`
+	From       time.Time  `json:"from"`
+	To         time.Time  `json:"to"`
+	Resolution Resolution `json:"resolution"`
+}
+
+// WaitEnd is the way a wait ended.
+type WaitEnd string
+
+// The ways a wait ends.
+const (
+	EndTimer        WaitEnd = "timer"         // its time passed
+	EndEvent        WaitEnd = "event"         // the awaited record came
+	EndTimeout      WaitEnd = "timeout"       // the awaited record did not come in time
+	EndMissingDate  WaitEnd = "missing_date"  // the profile has no such date, or it passed
+	EndStillWaiting WaitEnd = "still_waiting" // the simulation stopped at its horizon
+	EndRunEnded     WaitEnd = "run_ended"     // the run ended during the wait: Resolution.Run says how
+)
+
+// Resolution is how a wait ended. Its text form (JSON) is the way, or
+// for EndRunEnded the run's outcome (exited:order_completed, goal).
+type Resolution struct {
+	How WaitEnd
+	// Run is the run's outcome, for EndRunEnded.
+	Run journey.Outcome
+}
+
+// String is the text form.
+func (r Resolution) String() string {
+	if r.How == EndRunEnded {
+		return r.Run.String()
+	}
+	return string(r.How)
+}
+
+// MarshalText writes the text form.
+func (r Resolution) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
+
+// UnmarshalText reads the text form.
+func (r *Resolution) UnmarshalText(b []byte) error {
+	switch how := WaitEnd(b); how {
+	case EndTimer, EndEvent, EndTimeout, EndMissingDate, EndStillWaiting:
+		*r = Resolution{How: how}
+	default:
+		*r = Resolution{How: EndRunEnded, Run: journey.ParseOutcome(string(b))}
+	}
+	return nil
 }
 
 // Message is what a send or webhook node would have sent.
@@ -107,8 +150,9 @@ type Result struct {
 	// Entered is false when the trigger or entry filter keeps the profile out.
 	Entered    bool   `json:"entered"`
 	NotEntered string `json:"not_entered,omitempty"`
-	// Outcome: completed, exited:<event>, goal, or still_waiting.
-	Outcome  string           `json:"outcome,omitempty"`
+	// Outcome: completed, exited (on what), goal, or still_waiting; none
+	// when the profile did not enter.
+	Outcome  journey.Outcome  `json:"outcome,omitzero"`
 	Steps    []Step           `json:"steps"`
 	Waits    []Wait           `json:"waits"`
 	Messages []Message        `json:"messages"`
@@ -152,7 +196,8 @@ type record struct {
 	rec journey.EventRecord
 }
 
-// sim holds one run's twins of the journey activities.
+// sim is one simulation: its input, what it has seen, and the state the
+// twins of the journey activities share.
 type sim struct {
 	deps   Deps
 	in     Input
@@ -280,9 +325,7 @@ func (s *sim) execute() error {
 	env.SetStartTime(s.in.Start)
 	env.SetTestTimeout(30 * time.Second)
 	env.RegisterWorkflowWithOptions(workflows.Journey, workflow.RegisterOptions{Name: workflows.JourneyWorkflow})
-	for name, fn := range s.activities() {
-		env.RegisterActivityWithOptions(fn, activity.RegisterOptions{Name: name})
-	}
+	env.RegisterActivity(&twins{s})
 	for id, r := range s.records {
 		if id == 1 {
 			continue // the trigger arrives with the start
@@ -317,7 +360,7 @@ func (s *sim) execute() error {
 	}
 	end := env.Now()
 	if stillWaiting {
-		s.out.Outcome = "still_waiting"
+		s.out.Outcome = journey.Ended(journey.OutcomeStillWaiting)
 	} else if err := env.GetWorkflowError(); err != nil {
 		return fmt.Errorf("the journey failed: %w", err)
 	} else {
@@ -325,7 +368,7 @@ func (s *sim) execute() error {
 		if err := env.GetWorkflowResult(&res); err != nil {
 			return err
 		}
-		s.out.Outcome = res.Reason
+		s.out.Outcome = res.Outcome
 		s.out.EndedAt = &end
 	}
 	s.out.Waits = s.waits(end)
@@ -367,18 +410,22 @@ func (s *sim) waits(end time.Time) []Wait {
 			w.To = next.At
 			switch {
 			case n.Type == journey.NodeWaitForEvent && next.Node == n.OnEvent:
-				w.Resolution = "event"
+				w.Resolution.How = EndEvent
 			case n.Type == journey.NodeWaitForEvent:
-				w.Resolution = "timeout"
+				w.Resolution.How = EndTimeout
 			case n.OnMissing != "" && next.Node == n.OnMissing && next.At.Equal(st.At) && n.Next != n.OnMissing:
-				w.Resolution = "missing_date"
+				w.Resolution.How = EndMissingDate
 			default:
-				w.Resolution = "timer"
+				w.Resolution.How = EndTimer
 			}
 		} else {
-			w.Resolution = s.out.Outcome
-			if s.out.Outcome == "exited:no_date" {
-				w.Resolution = "missing_date"
+			switch o := s.out.Outcome; {
+			case o.Kind == journey.OutcomeStillWaiting:
+				w.Resolution.How = EndStillWaiting
+			case o.Kind == journey.OutcomeExited && o.Exit == journey.ExitNoDate:
+				w.Resolution.How = EndMissingDate
+			default:
+				w.Resolution = Resolution{How: EndRunEnded, Run: o}
 			}
 		}
 		out = append(out, w)
@@ -386,82 +433,115 @@ func (s *sim) waits(end time.Time) []Wait {
 	return out
 }
 
-// activities are the twins of the journey workflow's activities, by name.
-func (s *sim) activities() map[string]any {
-	return map[string]any{
-		"LoadJourneyVersion": func(context.Context, activities.JourneyVersionInput) (journey.Definition, error) {
-			return s.in.Definition, nil
-		},
-		"RecordJourneyEntry": func(context.Context, activities.JourneyEntryInput) error { return nil },
-		"RecordJourneyStep": func(_ context.Context, in activities.JourneyStepInput) error {
-			typ := ""
-			for _, n := range s.in.Definition.Nodes {
-				if n.ID == in.Node {
-					typ = n.Type
-				}
-			}
-			s.mu.Lock()
-			s.out.Steps = append(s.out.Steps, Step{Node: in.Node, Type: typ, At: s.env.Now()})
-			s.mu.Unlock()
-			return nil
-		},
-		"RecordJourneyEnd":   func(context.Context, activities.JourneyEndInput) error { return nil },
-		"ContinueJourneyRun": func(context.Context, activities.ContinueRunInput) error { return nil },
-		"EvaluateProfileRule": func(ctx context.Context, in activities.ProfileRuleInput) (bool, error) {
-			s.mu.Lock()
-			traits := copyMap(s.traits)
-			s.mu.Unlock()
-			return s.deps.Segments.EvaluateRuleWith(ctx, s.in.WorkspaceID, s.in.ProfileID, in.Rule, in.AsOf, traits, s.extra)
-		},
-		"UpdateProfileTraits": func(_ context.Context, in activities.UpdateTraitsInput) error {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			for k, v := range in.Traits {
-				s.traits[k] = v
-				s.out.Traits[k] = v
-			}
-			return nil
-		},
-		"MatchEvent": func(_ context.Context, in activities.MatchEventInput) (bool, error) {
-			prog, err := journey.CompileEventRule(in.Rule)
-			if err != nil {
-				return false, err
-			}
-			return matchIDs(prog, s.records, in.EventID, in.TriggerEventID), nil
-		},
-		"UntilTimeOfDay": func(_ context.Context, in activities.UntilInput) (time.Duration, error) {
-			return activities.NextTimeOfDay(in.Now, s.timezone(), in.Until, in.Weekdays)
-		},
-		"UntilProfileDate": func(_ context.Context, in activities.UntilDateInput) (activities.UntilDateResult, error) {
-			s.mu.Lock()
-			v := s.traits[strings.TrimPrefix(in.Date, "traits.")]
-			s.mu.Unlock()
-			return activities.NextProfileDate(in.Now, s.timezone(), v, in.Offset, in.EveryYear)
-		},
-		"SendMessage": func(ctx context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
-			m := s.render(ctx, in)
-			s.mu.Lock()
-			s.out.Messages = append(s.out.Messages, m)
-			s.mu.Unlock()
-			if m.Skipped != "" {
-				return activities.SendMessageResult{Status: "skipped", Reason: m.Skipped}, nil
-			}
-			return activities.SendMessageResult{Status: "sent", DeliveryID: "simulated"}, nil
-		},
-		"RecordConversion": func(_ context.Context, in activities.ConversionInput) error {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			s.out.Goal = &GoalConversion{Event: s.records[in.EventID].rec.Event, AttributedTo: in.NodeID}
-			return nil
-		},
-	}
+// twins stand in for the journey workflow's activities, reading and never
+// writing.
+type twins struct{ s *sim }
+
+var _ workflows.JourneyActivities = (*twins)(nil)
+
+// LoadJourneyVersion answers the simulated definition.
+func (t *twins) LoadJourneyVersion(context.Context, activities.JourneyVersionInput) (journey.Definition, error) {
+	return t.s.in.Definition, nil
 }
 
-// Activities lists the activity names the simulator stands in for.
+// RecordJourneyEntry records nothing.
+func (t *twins) RecordJourneyEntry(context.Context, activities.JourneyEntryInput) error { return nil }
+
+// RecordJourneyStep notes the step taken, at simulated time.
+func (t *twins) RecordJourneyStep(_ context.Context, in activities.JourneyStepInput) error {
+	s := t.s
+	typ := ""
+	for _, n := range s.in.Definition.Nodes {
+		if n.ID == in.Node {
+			typ = n.Type
+		}
+	}
+	s.mu.Lock()
+	s.out.Steps = append(s.out.Steps, Step{Node: in.Node, Type: typ, At: s.env.Now()})
+	s.mu.Unlock()
+	return nil
+}
+
+// RecordJourneyEnd records nothing: the workflow's result says how it ended.
+func (t *twins) RecordJourneyEnd(context.Context, activities.JourneyEndInput) error { return nil }
+
+// ContinueJourneyRun records nothing.
+func (t *twins) ContinueJourneyRun(context.Context, activities.ContinueRunInput) error { return nil }
+
+// EvaluateProfileRule answers on the stored profile with the simulated
+// traits and events over it.
+func (t *twins) EvaluateProfileRule(ctx context.Context, in activities.ProfileRuleInput) (bool, error) {
+	s := t.s
+	s.mu.Lock()
+	traits := copyMap(s.traits)
+	s.mu.Unlock()
+	return s.deps.Segments.EvaluateRuleWith(ctx, s.in.WorkspaceID, s.in.ProfileID, in.Rule, in.AsOf, traits, s.extra)
+}
+
+// UpdateProfileTraits sets the traits on the simulated profile only.
+func (t *twins) UpdateProfileTraits(_ context.Context, in activities.UpdateTraitsInput) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, v := range in.Traits {
+		s.traits[k] = v
+		s.out.Traits[k] = v
+	}
+	return nil
+}
+
+// MatchEvent matches the simulated records.
+func (t *twins) MatchEvent(_ context.Context, in activities.MatchEventInput) (bool, error) {
+	prog, err := journey.CompileEventRule(in.Rule)
+	if err != nil {
+		return false, err
+	}
+	return matchIDs(prog, t.s.records, in.EventID, in.TriggerEventID), nil
+}
+
+// UntilTimeOfDay answers in the simulated profile's time zone.
+func (t *twins) UntilTimeOfDay(_ context.Context, in activities.UntilInput) (time.Duration, error) {
+	return activities.NextTimeOfDay(in.Now, t.s.timezone(), in.Until, in.Weekdays)
+}
+
+// UntilProfileDate answers from the simulated profile's date.
+func (t *twins) UntilProfileDate(_ context.Context, in activities.UntilDateInput) (activities.UntilDateResult, error) {
+	s := t.s
+	s.mu.Lock()
+	v := s.traits[strings.TrimPrefix(in.Date, "traits.")]
+	s.mu.Unlock()
+	return activities.NextProfileDate(in.Now, s.timezone(), v, in.Offset, in.EveryYear)
+}
+
+// SendMessage renders the message it would send, and sends nothing.
+func (t *twins) SendMessage(ctx context.Context, in activities.SendMessageInput) (activities.SendMessageResult, error) {
+	s := t.s
+	m := s.render(ctx, in)
+	s.mu.Lock()
+	s.out.Messages = append(s.out.Messages, m)
+	s.mu.Unlock()
+	if m.Skipped != "" {
+		return activities.SendMessageResult{Status: "skipped", Reason: m.Skipped}, nil
+	}
+	return activities.SendMessageResult{Status: "sent", DeliveryID: "simulated"}, nil
+}
+
+// RecordConversion notes the conversion the run would record.
+func (t *twins) RecordConversion(_ context.Context, in activities.ConversionInput) error {
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.out.Goal = &GoalConversion{Event: s.records[in.EventID].rec.Event, AttributedTo: in.NodeID}
+	return nil
+}
+
+// Activities lists the activity names the simulator registers (its twins'
+// methods), sorted, for the test that holds them to the worker's registry.
 func Activities() []string {
-	names := make([]string, 0, 16)
-	for name := range (&sim{}).activities() {
-		names = append(names, name)
+	typ := reflect.TypeOf(&twins{})
+	names := make([]string, 0, typ.NumMethod())
+	for i := range typ.NumMethod() {
+		names = append(names, typ.Method(i).Name)
 	}
 	sort.Strings(names)
 	return names

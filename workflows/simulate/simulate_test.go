@@ -73,7 +73,7 @@ func TestSimulatedAbandonedCartRendersBothEmailsAtTheirTimes(t *testing.T) {
 		Trigger: &simulate.Event{Event: "Cart Updated", Properties: map[string]any{"cart_id": "c1", "total": 40}},
 		Events:  []simulate.Event{{After: "10m", Type: "page", Event: "Page Viewed"}},
 	})
-	if !res.Entered || res.Outcome != "completed" || len(res.Messages) != 2 {
+	if !res.Entered || res.Outcome.String() != "completed" || len(res.Messages) != 2 {
 		t.Fatalf("result %+v", res)
 	}
 	first, second := res.Messages[0], res.Messages[1]
@@ -83,8 +83,8 @@ func TestSimulatedAbandonedCartRendersBothEmailsAtTheirTimes(t *testing.T) {
 	if second.Subject != "10% off your 40 € cart" || !second.At.Equal(start.Add(25*time.Hour)) {
 		t.Fatalf("second email %+v", second)
 	}
-	if len(res.Waits) != 2 || res.Waits[0].Kind != "event" || res.Waits[0].Resolution != "timeout" || !res.Waits[0].To.Equal(start.Add(time.Hour)) ||
-		res.Waits[1].Kind != "duration" || res.Waits[1].Resolution != "timer" || res.Waits[1].To.Sub(res.Waits[1].From) != 24*time.Hour {
+	if len(res.Waits) != 2 || res.Waits[0].Kind != "event" || res.Waits[0].Resolution.String() != "timeout" || !res.Waits[0].To.Equal(start.Add(time.Hour)) ||
+		res.Waits[1].Kind != "duration" || res.Waits[1].Resolution.String() != "timer" || res.Waits[1].To.Sub(res.Waits[1].From) != 24*time.Hour {
 		t.Fatalf("waits %+v", res.Waits)
 	}
 	f.nothingWritten(t)
@@ -99,10 +99,10 @@ func TestSimulatedOrderEndsTheRescueAndCountsTheGoal(t *testing.T) {
 		Trigger: &simulate.Event{Event: "Cart Updated", Properties: map[string]any{"cart_id": "c1", "total": 40}},
 		Events:  []simulate.Event{{After: "5h", Event: "Order Completed", Properties: map[string]any{"cart_id": "c1", "total": 40}}},
 	})
-	if res.Outcome != "exited:order_completed" || len(res.Messages) != 1 {
+	if res.Outcome.String() != "exited:order_completed" || len(res.Messages) != 1 {
 		t.Fatalf("result %+v", res)
 	}
-	if w := res.Waits[len(res.Waits)-1]; w.Node != "wait_day" || w.Resolution != "exited:order_completed" || !w.To.Equal(start.Add(5*time.Hour)) {
+	if w := res.Waits[len(res.Waits)-1]; w.Node != "wait_day" || w.Resolution.String() != "exited:order_completed" || !w.To.Equal(start.Add(5*time.Hour)) {
 		t.Fatalf("last wait %+v", w)
 	}
 
@@ -114,7 +114,7 @@ func TestSimulatedOrderEndsTheRescueAndCountsTheGoal(t *testing.T) {
 		Trigger: &simulate.Event{Event: "Cart Updated", Properties: map[string]any{"cart_id": "c1", "total": 40}},
 		Events:  []simulate.Event{{After: "5h", Event: "Order Completed", Properties: map[string]any{"cart_id": "c1"}}},
 	})
-	if res.Outcome != "goal" || res.Goal == nil || res.Goal.AttributedTo != "rescue_1" || res.Goal.Event != "Order Completed" {
+	if res.Outcome.String() != "goal" || res.Goal == nil || res.Goal.AttributedTo != "rescue_1" || res.Goal.Event != "Order Completed" {
 		t.Fatalf("goal %+v / %+v", res.Outcome, res.Goal)
 	}
 	f.nothingWritten(t)
@@ -184,7 +184,7 @@ func TestSimulatorRunsEveryNodeType(t *testing.T) {
 		path = append(path, s.Node)
 	}
 	want := "day morning engaged ab tag renewal mail crm reply end"
-	if strings.Join(path, " ") != want || res.Outcome != "completed" {
+	if strings.Join(path, " ") != want || res.Outcome.String() != "completed" {
 		t.Fatalf("path %v outcome %s, want %s", path, res.Outcome, want)
 	}
 	// 20 December at midnight in Paris, three days earlier.
@@ -198,7 +198,7 @@ func TestSimulatorRunsEveryNodeType(t *testing.T) {
 	if res.Traits["engaged"] != true {
 		t.Fatalf("traits set %v", res.Traits)
 	}
-	if w := res.Waits[len(res.Waits)-1]; w.Node != "reply" || w.Resolution != "event" {
+	if w := res.Waits[len(res.Waits)-1]; w.Node != "reply" || w.Resolution.String() != "event" {
 		t.Fatalf("reply wait %+v", w)
 	}
 	// Two page views no longer: the branch goes to the end.
@@ -218,7 +218,7 @@ func TestSimulationStopsAtTheHorizon(t *testing.T) {
 		Nodes: []journey.Node{{ID: "long", Type: "wait", Duration: "60d", Next: "end"}, {ID: "end", Type: "exit"}},
 	}
 	res := f.run(t, simulate.Input{Definition: d, ProfileID: f.ana, Horizon: 30 * 24 * time.Hour})
-	if res.Outcome != "still_waiting" || len(res.Waits) != 1 || res.Waits[0].Resolution != "still_waiting" || !res.Waits[0].To.Equal(start.Add(30*24*time.Hour)) {
+	if res.Outcome.String() != "still_waiting" || len(res.Waits) != 1 || res.Waits[0].Resolution.String() != "still_waiting" || !res.Waits[0].To.Equal(start.Add(30*24*time.Hour)) {
 		t.Fatalf("result %+v", res)
 	}
 }

@@ -1,0 +1,5 @@
+package workflows
+
+// JourneyChanges lists the journey's version change ids, for the replay
+// test that wants a recorded history reaching each.
+var JourneyChanges = journeyChanges
