@@ -72,6 +72,12 @@ func TestConsoleJourneyAndTemplateForms(t *testing.T) {
 	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "no profile has this identifier") {
 		t.Fatalf("preview for nobody: %d\n%.3000s", resp.StatusCode, body)
 	}
+	// Previewing a template that renders a partial that does not exist says
+	// so next to the field (it answered 500 before R21 found it).
+	resp, body = b.do(t, "POST", "/templates/"+tpl.ID+"/preview", url.Values{"csrf": {token}, "name": {tpl.Name}, "subject": {tpl.Subject}, "html": {"<p>{% render 'nowhere' %}</p>"}})
+	if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, "which is not a partial of this workspace") {
+		t.Fatalf("preview with a missing partial: %d\n%.3000s", resp.StatusCode, body)
+	}
 
 	// A viewer reads but does not change.
 	v := newBrowser(t, e)

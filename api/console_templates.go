@@ -149,9 +149,13 @@ func (s *Server) preview(c echo.Context, ws string, d *templateData) error {
 	}
 	out, err := s.Ledger.Preview(ctx, ws, t, p.ForID)
 	var ce *tpl.CompileError
+	var fe *tpl.FieldError
 	switch {
 	case errors.As(err, &ce):
 		d.FieldErrors[ce.Field] = compileMessage(ce)
+		return nil
+	case errors.As(err, &fe): // e.g. a partial that does not exist
+		d.FieldErrors[fe.Field] = fe.Reason
 		return nil
 	case errors.Is(err, profile.ErrNotFound):
 		d.FieldErrors["preview_for"] = "this profile was erased"

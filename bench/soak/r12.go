@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -52,6 +53,7 @@ func runR12(ctx context.Context, rig *Rig, cfg Config) Row {
 	baseRSS := vmRSS(pid)
 
 	var peakRSS atomic.Int64
+	var guarded atomic.Bool // the API killed past rssGuard
 	peakRSS.Store(baseRSS)
 	stopSampling := make(chan struct{})
 	var sampling sync.WaitGroup
@@ -64,8 +66,8 @@ func runR12(ctx context.Context, rig *Rig, cfg Config) Row {
 				return
 			case <-time.After(200 * time.Millisecond):
 			}
-			if r := vmRSS(pid); r > peakRSS.Load() {
-				peakRSS.Store(r)
+			if sampleRSS(pid, &peakRSS) {
+				guarded.Store(true)
 			}
 		}
 	}()
@@ -155,6 +157,8 @@ func runR12(ctx context.Context, rig *Rig, cfg Config) Row {
 	peak := peakRSS.Load()
 	if baseRSS == 0 {
 		row.fail("could not read the API's VmRSS from /proc/%d/status", pid)
+	} else if guarded.Load() {
+		row.fail("the API's resident memory passed %d MiB: the rig killed it to keep the machine up", rssGuard>>20)
 	} else if peak > r12RSSLimit {
 		row.fail("the API's resident memory reached %d MiB (limit %d MiB)", peak>>20, r12RSSLimit>>20)
 	}
@@ -334,6 +338,25 @@ func procPID(p *Proc) int {
 		return 0
 	}
 	return p.cmd.Process.Pid
+}
+
+// rssGuard is the resident memory at which the rig kills a process under
+// test at once: a scenario that fails by exhausting memory must fail as a
+// row, not take the machine (and every other test on it) down with it.
+const rssGuard = 2 << 30
+
+// sampleRSS reads pid's resident memory into peak and kills the process
+// (SIGKILL) past rssGuard; it reports whether it killed it.
+func sampleRSS(pid int, peak *atomic.Int64) bool {
+	r := vmRSS(pid)
+	if r > peak.Load() {
+		peak.Store(r)
+	}
+	if r > rssGuard && pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		return true
+	}
+	return false
 }
 
 // vmRSS reads a process's resident memory, in bytes, from /proc (0 when

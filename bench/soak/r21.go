@@ -147,6 +147,7 @@ func attackConsole(ctx context.Context, rig *Rig, t *tenant, end time.Time) (pro
 	// at each kill), sampled until the attackers stop.
 	var apiPeak, workerPeak atomic.Int64
 	stop := make(chan struct{})
+	var guarded atomic.Bool // a process killed past rssGuard
 	var sampling sync.WaitGroup
 	sampling.Add(1)
 	go func() {
@@ -157,11 +158,11 @@ func attackConsole(ctx context.Context, rig *Rig, t *tenant, end time.Time) (pro
 				return
 			case <-time.After(200 * time.Millisecond):
 			}
-			if r := vmRSS(procPID(rig.API)); r > apiPeak.Load() {
-				apiPeak.Store(r)
+			if sampleRSS(procPID(rig.API), &apiPeak) {
+				guarded.Store(true)
 			}
-			if r := vmRSS(procPID(rig.Worker)); r > workerPeak.Load() {
-				workerPeak.Store(r)
+			if sampleRSS(procPID(rig.Worker), &workerPeak) {
+				guarded.Store(true)
 			}
 		}
 	}()
@@ -183,6 +184,9 @@ func attackConsole(ctx context.Context, rig *Rig, t *tenant, end time.Time) (pro
 	}
 	if tally.total.Load() < 20 {
 		fail("only %d hostile requests sent", tally.total.Load())
+	}
+	if guarded.Load() {
+		fail("a process passed %d MiB of resident memory: the rig killed it to keep the machine up", rssGuard>>20)
 	}
 	for name, peak := range map[string]int64{"API": apiPeak.Load(), "worker": workerPeak.Load()} {
 		if peak == 0 {
