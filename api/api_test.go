@@ -106,7 +106,7 @@ func newEnvWith(t *testing.T, adjust func(*api.Deps)) *env {
 		SendGrid: channel.NewSendGrid(outbound), Webhook: channel.NewWebhook(outbound), Twilio: channel.NewTwilio(outbound),
 	}
 	ts.NewWorker(taskQueue, func(r sdkworker.Registry) {
-		worker.Register(r, &activities.Activities{Pool: pool, Segments: segments, Journeys: journeys, Ingest: ingest.NewStore(pool), Ledger: ledger})
+		worker.Register(r, &activities.Activities{Pool: pool, Segments: segments, Journeys: journeys, Ingest: ingest.NewStore(pool).WithHashes(box.Hashes()), Ledger: ledger})
 	})
 	store := workspace.NewStore(pool)
 	ws, keys, _, err := store.Bootstrap(ctx, "default", "Default workspace")
@@ -114,8 +114,8 @@ func newEnvWith(t *testing.T, adjust func(*api.Deps)) *env {
 		t.Fatal(err)
 	}
 	deps := api.Deps{
-		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
-		GroupCommit: ingest.NewGroupCommitter(ctx, ingest.NewStore(pool)),
+		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool).WithHashes(box.Hashes()), Profiles: profile.NewStore(pool),
+		GroupCommit: ingest.NewGroupCommitter(ctx, ingest.NewStore(pool).WithHashes(box.Hashes())),
 		Validation:  validation.NewStore(pool, time.Second),
 		Segments:    segments,
 		Journeys:    journeys,

@@ -18,7 +18,6 @@ import (
 
 	"github.com/parcours/parcours/activities"
 	"github.com/parcours/parcours/pkg/broadcast"
-	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/channel/channeltest"
 	"github.com/parcours/parcours/pkg/trigger"
 	"github.com/parcours/parcours/worker"
@@ -80,7 +79,7 @@ func TestBroadcastSendsInBatchesOncePerPerson(t *testing.T) {
 		t.Fatalf("unsubscribe: %d %v", status, body)
 	}
 	if _, err := e.pool.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason) VALUES ($1, 'email', $2, 'bounce')`,
-		e.ws.ID, channel.AddressHash("u8@example.com")); err != nil {
+		e.ws.ID, e.ledger.Settings.AddressHash(e.ws.ID, "u8@example.com")); err != nil {
 		t.Fatal(err)
 	}
 

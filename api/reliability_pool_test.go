@@ -61,8 +61,8 @@ func TestR14PooledConnectionsNeverMixWorkspaces(t *testing.T) {
 	ledger := &channel.Ledger{Pool: pool, Settings: channel.NewStore(pool, box).AllowProviderHosts(channeltest.FakeHosts()...), Templates: template.NewStore(pool), Profiles: profile.NewStore(pool)}
 	store := workspace.NewStore(pool)
 	s := api.New(api.Deps{
-		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool), Profiles: profile.NewStore(pool),
-		GroupCommit: ingest.NewGroupCommitter(ctx, ingest.NewStore(pool)), Validation: validation.NewStore(pool, time.Second),
+		Pool: pool, Workspaces: store, Ingest: ingest.NewStore(pool).WithHashes(box.Hashes()), Profiles: profile.NewStore(pool),
+		GroupCommit: ingest.NewGroupCommitter(ctx, ingest.NewStore(pool).WithHashes(box.Hashes())), Validation: validation.NewStore(pool, time.Second),
 		Segments: segment.NewStore(pool, 0), Journeys: journey.NewStore(pool, 0),
 		Channels: ledger.Settings, Templates: ledger.Templates, Ledger: ledger,
 	})

@@ -6,13 +6,18 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/parcours/parcours/pkg/addrhash"
+	"github.com/parcours/parcours/pkg/channel"
 	"github.com/parcours/parcours/pkg/config"
 	"github.com/parcours/parcours/pkg/demo"
 	"github.com/parcours/parcours/pkg/devserver"
+	"github.com/parcours/parcours/pkg/ingest"
 	"github.com/parcours/parcours/pkg/workspace"
 )
 
@@ -54,7 +59,17 @@ func runDemo(ctx context.Context, cfg config.Config, args []string, stdout, stde
 	if err != nil {
 		return fmt.Errorf("find workspace %q: %w (is the schema migrated? run `parcours migrate up` first)", *slug, err)
 	}
-	res, err := demo.New(pool).Load(ctx, ws.ID, time.Now())
+	l := demo.New(pool)
+	// Records of people erased since are recognised with the server's key:
+	// PARCOURS_SECRET_KEY, else the one `parcours dev` keeps.
+	secret := cfg.SecretKey
+	if secret == nil {
+		if raw, err := os.ReadFile(filepath.Join(cfg.DataDir, secretKeyFile)); err == nil {
+			secret, _ = channel.ParseKey(string(raw))
+		}
+	}
+	l.Ingest = ingest.NewStore(pool).WithHashes(addrhash.New(secret))
+	res, err := l.Load(ctx, ws.ID, time.Now())
 	if err != nil {
 		return err
 	}

@@ -164,7 +164,7 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 
 	// 5. Worker and API.
 	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second), Ledger: ledger,
-		Journeys: journey.NewStore(pool, 5*time.Second), Ingest: ingest.NewStore(pool)})
+		Journeys: journey.NewStore(pool, 5*time.Second), Ingest: ingest.NewStore(pool).WithHashes(ledger.Settings.Hashes())})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}

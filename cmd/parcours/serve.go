@@ -55,8 +55,8 @@ func startAPI(cfg config.Config, pool *pgxpool.Pool, tc client.Client, uiURL str
 	deps := api.Deps{
 		Pool:           pool,
 		Workspaces:     workspace.NewStore(pool),
-		Ingest:         ingest.NewStore(pool),
-		GroupCommit:    ingest.NewGroupCommitter(context.Background(), ingest.NewStore(pool)),
+		Ingest:         ingest.NewStore(pool).WithHashes(ch.Settings.Hashes()),
+		GroupCommit:    ingest.NewGroupCommitter(context.Background(), ingest.NewStore(pool).WithHashes(ch.Settings.Hashes())),
 		Profiles:       profile.NewStore(pool),
 		Validation:     validation.NewStore(pool, 5*time.Second),
 		Segments:       segment.NewStore(pool, 5*time.Second),
@@ -186,7 +186,7 @@ func runWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 		return err
 	}
 	w := worker.New(tc, cfg.TaskQueue, &activities.Activities{Pool: pool, Segments: segment.NewStore(pool, 5*time.Second), Ledger: ledger,
-		Journeys: journey.NewStore(pool, 5*time.Second), Ingest: ingest.NewStore(pool)})
+		Journeys: journey.NewStore(pool, 5*time.Second), Ingest: ingest.NewStore(pool).WithHashes(ledger.Settings.Hashes())})
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
@@ -211,7 +211,7 @@ func newLedger(cfg config.Config, pool *pgxpool.Pool, logger *slog.Logger) (*cha
 			return nil, err
 		}
 	} else {
-		logger.Warn("PARCOURS_SECRET_KEY is not set: channels cannot be configured or send")
+		logger.Warn("PARCOURS_SECRET_KEY is not set: channels cannot be configured or send, and suppressed addresses and erased identifiers are hashed without a key (pkg/addrhash)")
 	}
 	if cfg.PublicURL == "" {
 		logger.Warn("PARCOURS_PUBLIC_URL is not set: emails go out without unsubscribe links")

@@ -131,7 +131,7 @@ func (s *Store) Consent(ctx context.Context, workspaceID string, v *profile.View
 	var hashes [][]byte
 	for _, ch := range ConsentChannels {
 		if addr := profileAddress(v, ch); addr != "" {
-			channels, hashes = append(channels, ch), append(hashes, AddressHash(addr))
+			channels, hashes = append(channels, ch), append(hashes, s.AddressHash(workspaceID, addr))
 		}
 	}
 	rows, err = s.pool.Query(ctx, `
@@ -310,7 +310,7 @@ func (s *Store) Suppressions(ctx context.Context, workspaceID string, f Suppress
 		if err != nil {
 			return nil, "", err
 		}
-		hash = AddressHash(addr)
+		hash = s.AddressHash(workspaceID, addr)
 	}
 	rows, err := s.pool.Query(ctx, `
 		SELECT `+suppressionCols+` FROM suppressions s
@@ -352,7 +352,7 @@ func (s *Store) AddSuppression(ctx context.Context, workspaceID, channel, addres
 	if err != nil {
 		return Suppression{}, false, err
 	}
-	hash := AddressHash(addr)
+	hash := s.AddressHash(workspaceID, addr)
 	var out Suppression
 	created := true
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -435,7 +435,7 @@ func (s *Store) AddressHistory(ctx context.Context, workspaceID, channel, addres
 		return nil, err
 	}
 	rows, err := s.pool.Query(ctx, `SELECT `+consentCols+` FROM consent_log WHERE workspace_id = $1 AND channel = $2 AND address_hash = $3
-		ORDER BY at DESC, id DESC LIMIT 100`, workspaceID, channel, AddressHash(addr))
+		ORDER BY at DESC, id DESC LIMIT 100`, workspaceID, channel, s.AddressHash(workspaceID, addr))
 	if err != nil {
 		return nil, fmt.Errorf("load address history: %w", err)
 	}

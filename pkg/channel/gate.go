@@ -60,7 +60,7 @@ func (l *Ledger) admit(ctx context.Context, req SendRequest, d Delivery, addr st
 						UPDATE deliveries SET status = 'skipped', reason = $4, deferred_until = NULL, address_hash = $5,
 							template_id = coalesce($6::uuid, template_id), updated_at = now()
 						WHERE workspace_id = $1 AND id = $2 AND attempts = $3 AND status = 'claimed' AND NOT in_flight RETURNING `+deliveryCols,
-						req.WorkspaceID, d.ID, d.Attempts, dec.Reason, AddressHash(addr), nullIfEmpty(d.TemplateID)))
+						req.WorkspaceID, d.ID, d.Attempts, dec.Reason, l.Settings.AddressHash(req.WorkspaceID, addr), nullIfEmpty(d.TemplateID)))
 				}
 				if errors.Is(err, ErrNotFound) {
 					lost = &SendError{NotSent: true, Reason: "another attempt took over this delivery"}
@@ -73,7 +73,7 @@ func (l *Ledger) admit(ctx context.Context, req SendRequest, d Delivery, addr st
 		tag, err := tx.Exec(ctx, `
 			UPDATE deliveries SET in_flight = true, address_hash = $4, template_id = $5, deferred_until = NULL, updated_at = now()
 			WHERE workspace_id = $1 AND id = $2 AND attempts = $3 AND status = 'claimed' AND NOT in_flight`,
-			req.WorkspaceID, d.ID, d.Attempts, AddressHash(addr), nullIfEmpty(d.TemplateID))
+			req.WorkspaceID, d.ID, d.Attempts, l.Settings.AddressHash(req.WorkspaceID, addr), nullIfEmpty(d.TemplateID))
 		if err != nil {
 			return err
 		}

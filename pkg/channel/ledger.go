@@ -357,7 +357,7 @@ func (l *Ledger) prepare(ctx context.Context, req SendRequest, d *Delivery) (fun
 		err := l.Pool.QueryRow(ctx, `
 			SELECT reason FROM suppressions WHERE workspace_id = $1 AND channel = $2 AND address_hash = $3
 			AND ($4 = 'marketing' OR reason <> 'unsubscribe') ORDER BY reason LIMIT 1`,
-			req.WorkspaceID, req.Channel, AddressHash(addr), req.Class).Scan(&reason)
+			req.WorkspaceID, req.Channel, l.Settings.AddressHash(req.WorkspaceID, addr), req.Class).Scan(&reason)
 		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 			return nil, "", fmt.Errorf("check suppressions: %w", err)
 		}

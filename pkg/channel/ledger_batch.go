@@ -77,6 +77,7 @@ type batchItem struct {
 	proceed bool
 	view    *profile.View
 	addr    string
+	hash    []byte // the address's hash in the workspace (Store.AddressHash)
 	msg     BatchMessage
 	status  string // what this attempt decided: skipped, failed or sent
 	reason  string
@@ -430,6 +431,7 @@ func (l *Ledger) prepareBatch(ctx context.Context, req BatchRequest, todo []*bat
 			if it.addr = emailOf(it.view); it.addr == "" {
 				it.status, it.reason = StatusSkipped, "the profile has no email address"
 			} else {
+				it.hash = l.Settings.AddressHash(req.WorkspaceID, it.addr)
 				live = append(live, it)
 			}
 		}
@@ -464,7 +466,7 @@ func (l *Ledger) prepareBatch(ctx context.Context, req BatchRequest, todo []*bat
 	if len(live) > 0 {
 		hashes := make([][]byte, len(live))
 		for i, it := range live {
-			hashes[i] = AddressHash(it.addr)
+			hashes[i] = it.hash
 		}
 		suppressed := map[string]string{}
 		err := lookup(ctx, l.Pool, func(r pgx.Rows) error {
@@ -480,7 +482,7 @@ func (l *Ledger) prepareBatch(ctx context.Context, req BatchRequest, todo []*bat
 			return nil, EmailSettings{}, "", fmt.Errorf("check suppressions of a batch: %w", err)
 		}
 		live = keepIf(live, func(it *batchItem) bool {
-			if r, ok := suppressed[string(AddressHash(it.addr))]; ok {
+			if r, ok := suppressed[string(it.hash)]; ok {
 				it.status, it.reason = StatusSkipped, "address suppressed ("+r+")"
 				return false
 			}
@@ -503,7 +505,7 @@ func (l *Ledger) prepareBatch(ctx context.Context, req BatchRequest, todo []*bat
 		ids := make([]string, len(live))
 		hashes := make([][]byte, len(live))
 		for i, it := range live {
-			ids[i], hashes[i] = req.Recipients[it.i].ProfileID, AddressHash(it.addr)
+			ids[i], hashes[i] = req.Recipients[it.i].ProfileID, it.hash
 		}
 		ok, err := req.ClaimAddresses(ctx, ids, hashes)
 		if err != nil {
@@ -662,7 +664,7 @@ func (l *Ledger) admitBatch(ctx context.Context, req BatchRequest, send []*batch
 		hashes := make([][]byte, len(admitted))
 		templates := make([]*string, len(admitted))
 		for i, it := range admitted {
-			ids[i], attempts[i], hashes[i] = it.d.ID, int32(it.d.Attempts), AddressHash(it.addr)
+			ids[i], attempts[i], hashes[i] = it.d.ID, int32(it.d.Attempts), it.hash
 			if it.d.TemplateID != "" {
 				templates[i] = &it.d.TemplateID
 			}
@@ -743,7 +745,7 @@ func (l *Ledger) recordHeld(ctx context.Context, tx pgx.Tx, workspaceID string, 
 	hashes := make([][]byte, len(held))
 	byID := make(map[string]*batchItem, len(held))
 	for i, it := range held {
-		ids[i], attempts[i], reasons[i], hashes[i] = it.d.ID, int32(it.d.Attempts), it.reason, AddressHash(it.addr)
+		ids[i], attempts[i], reasons[i], hashes[i] = it.d.ID, int32(it.d.Attempts), it.reason, it.hash
 		byID[it.d.ID] = it
 	}
 	rows, err := tx.Query(ctx, `

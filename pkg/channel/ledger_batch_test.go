@@ -43,7 +43,7 @@ func TestSendBatchDecidesLikeSingleSendsInOneRequest(t *testing.T) {
 		t.Fatal(err)
 	}
 	bounced := e.Profile(t, "bounced@example.com", nil)
-	if _, err := e.Pool.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason) VALUES ($1, 'email', $2, 'bounce')`, e.WorkspaceID, channel.AddressHash("bounced@example.com")); err != nil {
+	if _, err := e.Pool.Exec(ctx, `INSERT INTO suppressions (workspace_id, channel, address_hash, reason) VALUES ($1, 'email', $2, 'bounce')`, e.WorkspaceID, e.Ledger.Settings.AddressHash(e.WorkspaceID, "bounced@example.com")); err != nil {
 		t.Fatal(err)
 	}
 	noEmail := e.Profile(t, "", map[string]any{"first_name": "Nobody"})

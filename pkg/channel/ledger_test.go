@@ -130,7 +130,7 @@ func TestLedgerRespectsConsentAndSuppressions(t *testing.T) {
 	if _, err := e.Ledger.Settings.SetSubscription(ctx, e.WorkspaceID, channel.Subscription{ProfileID: ana, Channel: "email", Purpose: "marketing", Status: "unsubscribed", Source: "test"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Ledger.Settings.Suppress(ctx, e.WorkspaceID, "email", channel.AddressHash("BOB@example.com "), "bounce"); err != nil {
+	if err := e.Ledger.Settings.Suppress(ctx, e.WorkspaceID, "email", e.Ledger.Settings.AddressHash(e.WorkspaceID, "BOB@example.com "), "bounce"); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {

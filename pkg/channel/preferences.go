@@ -145,7 +145,7 @@ func (s *Store) SavePreferences(ctx context.Context, workspaceID string, v *prof
 				continue
 			}
 			if _, err := tx.Exec(ctx, `DELETE FROM suppressions WHERE workspace_id = $1 AND channel = $2 AND address_hash = $3 AND reason = 'unsubscribe'`,
-				workspaceID, p.Channel, AddressHash(addr)); err != nil {
+				workspaceID, p.Channel, s.AddressHash(workspaceID, addr)); err != nil {
 				return fmt.Errorf("lift unsubscribe suppression: %w", err)
 			}
 		}

@@ -14,6 +14,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/parcours/parcours/pkg/addrhash"
 )
 
 // KeySize is the length of the secret key: AES-256.
@@ -21,10 +23,12 @@ const KeySize = 32
 
 // Box encrypts channel secrets (SendGrid API keys, webhook signing secrets)
 // with AES-256-GCM under the process's secret key (PARCOURS_SECRET_KEY), and
-// derives the key that signs unsubscribe links.
+// derives the key that signs unsubscribe links and the keys of address
+// hashes (Hashes).
 type Box struct {
 	aead    cipher.AEAD
 	linkKey []byte
+	hashes  *addrhash.Hasher
 }
 
 // NewBox returns a Box over a 32-byte key.
@@ -40,8 +44,12 @@ func NewBox(key []byte) (*Box, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secret key: %w", err)
 	}
-	return &Box{aead: aead, linkKey: hmacSHA256(key, []byte("parcours unsubscribe links v1"))}, nil
+	return &Box{aead: aead, linkKey: hmacSHA256(key, []byte("parcours unsubscribe links v1")), hashes: addrhash.New(key)}, nil
 }
+
+// Hashes returns the address hasher of the box's key: the same hashes as
+// addrhash.New(PARCOURS_SECRET_KEY) anywhere else.
+func (b *Box) Hashes() *addrhash.Hasher { return b.hashes }
 
 // ParseKey decodes a base64 (standard or URL alphabet) 32-byte key.
 func ParseKey(s string) ([]byte, error) {

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -149,12 +150,19 @@ type EventsResult struct {
 
 // sgEvent is the part of a SendGrid event Parcours reads.
 type sgEvent struct {
-	event, email, sgEventID, sgMessageID, url, reason, bounceType string
-	deliveryID, workspaceID                                       string
-	machineOpen                                                   bool
-	at                                                            time.Time
-	hasTimestamp                                                  bool
-	raw                                                           []byte
+	event, email, sgEventID, sgMessageID, reason, bounceType string
+	// url is the clicked link as SendGrid sent it (for the profile's
+	// Email Clicked event); storedURL is what delivery_events keeps of it
+	// (sgStoredURL).
+	url, storedURL          string
+	deliveryID, workspaceID string
+	machineOpen             bool
+	at                      time.Time
+	hasTimestamp            bool
+	// addressHash is the keyed hash of email (Store.AddressHash), nil
+	// when the event names no address.
+	addressHash []byte
+	raw         []byte
 }
 
 func str(m map[string]any, k string) string {
@@ -169,9 +177,67 @@ func str(m map[string]any, k string) string {
 	return ""
 }
 
-// parseSGEvent reads one event. The raw copy kept drops the address, IP and
-// user agent: personal data that erasing a profile could not find here.
-func parseSGEvent(raw json.RawMessage, now time.Time) (sgEvent, error) {
+// sgRawFields are the fields of a SendGrid event that delivery_events.raw
+// keeps: what happened to which message, and nothing about the person.
+// Everything else is left out — email and smtp-id (the address), ip and
+// useragent (the reader's), url (kept without its query in the url
+// column), reason and response (the receiving server's words, which quote
+// the address; kept in the reason column with addresses masked), unique
+// arguments other than Parcours' own, and any field SendGrid adds later
+// — so that erasing a person, who is no longer linked to the delivery,
+// leaves nothing of them in the events kept for the campaign figures.
+var sgRawFields = map[string]bool{
+	"event": true, "timestamp": true, "sg_event_id": true, "sg_message_id": true,
+	"type": true, "status": true, "bounce_classification": true, "category": true, "attempt": true,
+	"asm_group_id": true, "sg_machine_open": true, "tls": true, "url_offset": true,
+	"marketing_campaign_id": true, "parcours_delivery_id": true, "parcours_workspace_id": true,
+}
+
+// maxEventReason bounds the reason kept of one event (a bounce's SMTP
+// answer is a line or two; anything longer is not worth keeping).
+const maxEventReason = 500
+
+// emailLike matches what looks like an email address in free text.
+var emailLike = regexp.MustCompile(`[^\s<>()\[\]{}"',;:/?&=#]+@[^\s<>()\[\]{}"',;:/?&=#]+`)
+
+// maskAddresses replaces, in text a provider wrote (a bounce's SMTP
+// answer), every email address with "<address>", and the address's local
+// part when it is quoted alone (three characters or more).
+func maskAddresses(text, email string) string {
+	if email != "" {
+		text = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(email)).ReplaceAllString(text, "<address>")
+	}
+	text = emailLike.ReplaceAllString(text, "<address>")
+	if local, _, ok := strings.Cut(email, "@"); ok && len(local) >= 3 {
+		text = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(local)).ReplaceAllString(text, "<address>")
+	}
+	return text
+}
+
+// sgStoredURL is what delivery_events keeps of a clicked link: its scheme,
+// host and path, without the query, fragment or credentials, where links
+// carry who clicked (?email=, tokens, ids); an address in the path is
+// masked. "" for a link that does not parse as an absolute URL.
+func sgStoredURL(raw string) string {
+	u, err := url.Parse(strings.TrimSpace(raw))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	kept := &url.URL{Scheme: u.Scheme, Host: u.Host, Path: maskAddresses(u.Path, "")}
+	return kept.String()
+}
+
+// cutText cuts s to at most n bytes, on a character boundary.
+func cutText(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}
+
+// parseSGEvent reads one event; addressHash hashes its address. The raw
+// copy kept holds the sgRawFields only.
+func parseSGEvent(raw json.RawMessage, now time.Time, addressHash func(string) []byte) (sgEvent, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var m map[string]any
@@ -184,21 +250,25 @@ func parseSGEvent(raw json.RawMessage, now time.Time) (sgEvent, error) {
 		deliveryID: str(m, "parcours_delivery_id"), workspaceID: str(m, "parcours_workspace_id"),
 		machineOpen: str(m, "sg_machine_open") == "true", at: now,
 	}
+	e.storedURL = sgStoredURL(e.url)
+	if e.email != "" {
+		e.addressHash = addressHash(e.email)
+	}
 	e.reason = str(m, "reason")
 	if e.reason == "" {
 		e.reason = str(m, "response")
 	}
-	if e.email != "" && e.reason != "" {
-		e.reason = regexp.MustCompile(`(?i)`+regexp.QuoteMeta(e.email)).ReplaceAllString(e.reason, "<address>")
-	}
+	e.reason = cutText(maskAddresses(e.reason, e.email), maxEventReason)
 	if n, ok := m["timestamp"].(json.Number); ok {
 		if f, err := n.Float64(); err == nil && f > 0 && f < 1<<40 {
 			e.at, e.hasTimestamp = time.Unix(int64(f), 0).UTC(), true
 		}
 	}
-	delete(m, "email")
-	delete(m, "ip")
-	delete(m, "useragent")
+	for k := range m {
+		if !sgRawFields[k] {
+			delete(m, k)
+		}
+	}
 	var err error
 	if e.raw, err = json.Marshal(m); err != nil {
 		return e, fmt.Errorf("encode event: %w", err)
@@ -207,8 +277,8 @@ func parseSGEvent(raw json.RawMessage, now time.Time) (sgEvent, error) {
 }
 
 // dedupeKey is "sg:<sg_event_id>", else a hash of what makes the event
-// itself (SendGrid sends sg_event_id on every event type today; older
-// payloads and some integrations lack it).
+// itself, the address by its keyed hash (SendGrid sends sg_event_id on
+// every event type today; older payloads and some integrations lack it).
 func (e sgEvent) dedupeKey() string {
 	if e.sgEventID != "" {
 		return "sg:" + e.sgEventID
@@ -217,7 +287,7 @@ func (e sgEvent) dedupeKey() string {
 	if e.hasTimestamp {
 		ts = strconv.FormatInt(e.at.Unix(), 10)
 	}
-	h := sha256.Sum256([]byte(strings.Join([]string{e.event, e.sgMessageID, ts, strings.ToLower(e.email), e.url}, "\x00")))
+	h := sha256.Sum256([]byte(strings.Join([]string{e.event, e.sgMessageID, ts, hex.EncodeToString(e.addressHash), e.url}, "\x00")))
 	return "h:" + hex.EncodeToString(h[:])
 }
 
@@ -271,8 +341,9 @@ func (l *Ledger) RecordSendGridEvents(ctx context.Context, workspaceID string, b
 	}
 	now := time.Now().UTC()
 	parsed := make([]sgEvent, 0, len(raws))
+	hash := func(email string) []byte { return l.Settings.AddressHash(workspaceID, email) }
 	for i, raw := range raws {
-		e, err := parseSGEvent(raw, now)
+		e, err := parseSGEvent(raw, now, hash)
 		if err != nil {
 			return res, &FieldError{fmt.Sprintf("body[%d]", i), "must be a JSON object"}
 		}
@@ -359,16 +430,12 @@ func insertDeliveryEvent(ctx context.Context, tx pgx.Tx, workspaceID string, e s
 	if d != nil {
 		deliveryID = d.id
 	}
-	var hash []byte
-	if e.email != "" {
-		hash = AddressHash(e.email)
-	}
 	tag, err := tx.Exec(ctx, `
 		INSERT INTO delivery_events (workspace_id, delivery_id, sg_event_id, sg_message_id, dedupe_key, event, machine_open, url, reason, at, address_hash, raw)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 		ON CONFLICT (workspace_id, dedupe_key) DO NOTHING`,
 		workspaceID, deliveryID, nullIfEmpty(e.sgEventID), nullIfEmpty(e.sgMessageID), key, truncate(e.event, 64),
-		e.machineOpen, nullIfEmpty(e.url), nullIfEmpty(e.reason), e.at, hash, e.raw)
+		e.machineOpen, nullIfEmpty(e.storedURL), nullIfEmpty(e.reason), e.at, e.addressHash, e.raw)
 	if err != nil {
 		return false, fmt.Errorf("store sendgrid %s event: %w", e.event, err)
 	}
@@ -403,10 +470,8 @@ func applyDeliveryEvent(ctx context.Context, tx pgx.Tx, workspaceID string, e sg
 			return fmt.Errorf("update delivery %s after %s: %w", d.id, e.event, err)
 		}
 	}
-	hash := []byte(nil)
-	if e.email != "" {
-		hash = AddressHash(e.email)
-	} else if d != nil {
+	hash := e.addressHash
+	if hash == nil && d != nil {
 		hash = d.addressHash
 	}
 	var reason string

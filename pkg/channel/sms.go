@@ -277,7 +277,7 @@ func (l *Ledger) prepareSMS(ctx context.Context, req SendRequest, d *Delivery, t
 // recordSMSOptOut suppresses a number that replied STOP and opts its
 // profile (if any) out of marketing SMS.
 func (l *Ledger) recordSMSOptOut(ctx context.Context, workspaceID, profileID, phone string) error {
-	if err := l.Settings.Suppress(ctx, workspaceID, ChannelSMS, AddressHash(phone), SuppressOptOut); err != nil {
+	if err := l.Settings.Suppress(ctx, workspaceID, ChannelSMS, l.Settings.AddressHash(workspaceID, phone), SuppressOptOut); err != nil {
 		return err
 	}
 	if profileID == "" {

@@ -348,7 +348,7 @@ func TestRecordTwilioStatus(t *testing.T) {
 		t.Fatalf("bob's sms subscription %q %v", sub, err)
 	}
 	var raw string
-	if err := e.Pool.QueryRow(ctx, `SELECT string_agg(raw::text, ' ') FROM delivery_events WHERE workspace_id = $1`, e.WorkspaceID).Scan(&raw); err != nil || strings.Contains(raw, "612345678") || strings.Contains(raw, "698765432") {
+	if err := e.Pool.QueryRow(ctx, `SELECT string_agg(raw::text, ' ') FROM delivery_events WHERE workspace_id = $1`, e.WorkspaceID).Scan(&raw); err != nil || strings.Contains(raw, "612345678") || strings.Contains(raw, "698765432") || strings.Contains(raw, "Lyon") || !strings.Contains(raw, `"MessageStatus": "delivered"`) {
 		t.Fatalf("stored events hold phone numbers: %s %v", raw, err)
 	}
 

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/parcours/parcours/pkg/addrhash"
 )
 
 // Errors of the store.
@@ -63,19 +65,38 @@ type WebhookSettings struct {
 type Store struct {
 	pool *pgxpool.Pool
 	box  *Box
+	// hashes keys the address hashes of suppressions, deliveries, delivery
+	// events and the consent log: the box's, else the unkeyed fallback.
+	hashes *addrhash.Hasher
 	// providerHosts are the hosts provider base URLs may name
 	// (AllowProviderHosts, provider.go).
 	providerHosts []string
 }
 
-// NewStore returns a Store; box seals and opens secrets. Provider base
-// URLs may name DefaultProviderHosts until AllowProviderHosts says otherwise.
+// NewStore returns a Store; box seals and opens secrets and keys address
+// hashes (nil: no secrets, and hashes keyed by the workspace id alone, see
+// pkg/addrhash). Provider base URLs may name DefaultProviderHosts until
+// AllowProviderHosts says otherwise.
 func NewStore(pool *pgxpool.Pool, box *Box) *Store {
-	return &Store{pool: pool, box: box, providerHosts: DefaultProviderHosts()}
+	hashes := addrhash.New(nil)
+	if box != nil {
+		hashes = box.Hashes()
+	}
+	return &Store{pool: pool, box: box, hashes: hashes, providerHosts: DefaultProviderHosts()}
 }
 
 // Box returns the store's secret box (it also signs unsubscribe links).
 func (s *Store) Box() *Box { return s.box }
+
+// Hashes returns the hasher of the store's address hashes.
+func (s *Store) Hashes() *addrhash.Hasher { return s.hashes }
+
+// AddressHash is how an address is kept in suppressions, on deliveries and
+// delivery events, in broadcasts and the consent log: its keyed hash in the
+// workspace (addrhash.Hasher.Address).
+func (s *Store) AddressHash(workspaceID, address string) []byte {
+	return s.hashes.Address(workspaceID, address)
+}
 
 func aad(workspaceID, channel string) string { return workspaceID + "/" + channel }
 

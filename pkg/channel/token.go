@@ -51,10 +51,3 @@ func hmacSHA256(key, msg []byte) []byte {
 	m.Write(msg)
 	return m.Sum(nil)
 }
-
-// AddressHash is how an address is kept in suppressions and on deliveries:
-// SHA-256 of the trimmed, lower-cased address.
-func AddressHash(address string) []byte {
-	h := sha256.Sum256([]byte(strings.ToLower(strings.TrimSpace(address))))
-	return h[:]
-}

@@ -30,8 +30,20 @@ type TwilioStatus struct {
 	// DeliveryID is the delivery query parameter of the callback URL
 	// (prepareSMS puts it there); "" when absent.
 	DeliveryID string
-	// Params are the posted parameters; To, From and Body are not kept.
+	// Params are the posted parameters; delivery_events keeps the
+	// twilioRawFields of them only.
 	Params url.Values
+}
+
+// twilioRawFields are the parameters of a status callback that
+// delivery_events.raw keeps: which message, which status, which error.
+// Everything else is left out — To, From, Body and ChannelToAddress (the
+// number and the text), ToCity, ToState, ToZip, ToCountry and their From
+// twins (where the person is), and any parameter Twilio adds later — so
+// that the events kept for the campaign figures say nothing of the person.
+var twilioRawFields = map[string]bool{
+	"MessageSid": true, "SmsSid": true, "MessageStatus": true, "SmsStatus": true, "ErrorCode": true,
+	"AccountSid": true, "MessagingServiceSid": true, "ApiVersion": true, "RawDlrDoneDate": true,
 }
 
 // ParseTwilioStatus reads a status callback's parameters.
@@ -92,11 +104,8 @@ func (l *Ledger) RecordTwilioStatus(ctx context.Context, workspaceID string, st 
 	var res TwilioResult
 	raw := map[string]any{"provider": "twilio"}
 	for k, v := range st.Params {
-		switch k {
-		case "To", "From", "Body":
-			// Personal data that erasing a profile could not find here.
-		default:
-			raw[k] = v[0]
+		if twilioRawFields[k] && len(v) > 0 {
+			raw[k] = cutText(v[0], 200)
 		}
 	}
 	rawJSON, err := json.Marshal(raw)

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"context"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/parcours/parcours/pkg/addrhash"
 	"github.com/parcours/parcours/pkg/identity"
 )
 
@@ -27,16 +27,9 @@ type Erasure struct {
 	JourneyRuns int `json:"journey_runs"`
 }
 
-// suppressionHash is how an erased identifier is remembered: a hash, so the
-// value itself is gone, yet later records carrying it are recognised and dropped.
-func suppressionHash(k identity.Key) []byte {
-	h := sha256.Sum256([]byte(k.Type + "\x00" + k.Value))
-	return h[:]
-}
-
 // Erase deletes a person: the profile and every profile merged into it, their
-// identities (remembered only as hashes, so later records carrying them are
-// dropped), their events, merge history and conflicts. An audit row without
+// identities (remembered only as keyed hashes, s.hashes.Identity, so later
+// records carrying them are dropped), their events, merge history and conflicts. An audit row without
 // personal data records who erased what and when.
 func (s *Store) Erase(ctx context.Context, workspaceID, profileID, keyID string) (Erasure, error) {
 	out := Erasure{ProfileID: profileID}
@@ -78,7 +71,7 @@ func (s *Store) Erase(ctx context.Context, workspaceID, profileID, keyID string)
 		}
 		types, hashes := make([]string, len(keys)), make([][]byte, len(keys))
 		for i, k := range keys {
-			types[i], hashes[i] = k.Type, suppressionHash(k)
+			types[i], hashes[i] = k.Type, s.hashes.Identity(workspaceID, k.Type, k.Value)
 		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO suppressed_identities (workspace_id, type, value_hash)
@@ -130,12 +123,12 @@ func (s *Store) Erase(ctx context.Context, workspaceID, profileID, keyID string)
 }
 
 // dropSuppressed removes records that carry an erased identifier.
-func dropSuppressed(ctx context.Context, tx pgx.Tx, workspaceID string, msgs []*recordKeys) (kept []*recordKeys, dropped int, err error) {
+func dropSuppressed(ctx context.Context, tx pgx.Tx, hashes *addrhash.Hasher, workspaceID string, msgs []*recordKeys) (kept []*recordKeys, dropped int, err error) {
 	var types []string
-	var hashes [][]byte
+	var keyed [][]byte
 	for _, m := range msgs {
 		for _, k := range m.keys {
-			types, hashes = append(types, k.Type), append(hashes, suppressionHash(k))
+			types, keyed = append(types, k.Type), append(keyed, hashes.Identity(workspaceID, k.Type, k.Value))
 		}
 	}
 	if len(types) == 0 {
@@ -144,7 +137,7 @@ func dropSuppressed(ctx context.Context, tx pgx.Tx, workspaceID string, msgs []*
 	rows, err := tx.Query(ctx, `
 		SELECT s.type, s.value_hash FROM suppressed_identities s
 		JOIN unnest($2::text[], $3::bytea[]) AS x(t, h) ON s.type = x.t AND s.value_hash = x.h
-		WHERE s.workspace_id = $1`, workspaceID, types, hashes)
+		WHERE s.workspace_id = $1`, workspaceID, types, keyed)
 	if err != nil {
 		return nil, 0, fmt.Errorf("check suppressed identities: %w", err)
 	}
@@ -166,7 +159,7 @@ func dropSuppressed(ctx context.Context, tx pgx.Tx, workspaceID string, msgs []*
 	for _, m := range msgs {
 		hit := false
 		for _, k := range m.keys {
-			if suppressed[k.Type+"\x00"+string(suppressionHash(k))] {
+			if suppressed[k.Type+"\x00"+string(hashes.Identity(workspaceID, k.Type, k.Value))] {
 				hit = true
 				break
 			}

@@ -116,7 +116,7 @@ func (g *GroupCommitter) commit(group []*groupCall) {
 			if len(all) == 0 {
 				continue
 			}
-			r, err := ingestTx(ctx, tx, o, all)
+			r, err := g.store.ingestTx(ctx, tx, o, all)
 			if err != nil {
 				return err
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/parcours/parcours/pkg/addrhash"
 	"github.com/parcours/parcours/pkg/events"
 	"github.com/parcours/parcours/pkg/identity"
 	"github.com/parcours/parcours/pkg/profile"
@@ -32,10 +33,24 @@ import (
 // Store writes records and profiles.
 type Store struct {
 	pool *pgxpool.Pool
+	// hashes keys the hashes of erased identifiers (suppressed_identities)
+	// and of the addresses an erasure looks for (pkg/addrhash).
+	hashes *addrhash.Hasher
 }
 
-// NewStore returns a Store over pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+// NewStore returns a Store over pool. Its hashes are unkeyed
+// (addrhash.New(nil)) until WithHashes gives it the process's.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool, hashes: addrhash.New(nil)} }
+
+// WithHashes sets the hasher of erased identifiers and addresses: main
+// gives every store of the process addrhash.New(PARCOURS_SECRET_KEY), the
+// hasher of the channel store's box, so that an erasure finds the hashes
+// the ledger wrote and every process recognises the identifiers an erasure
+// suppressed. It returns s.
+func (s *Store) WithHashes(h *addrhash.Hasher) *Store {
+	s.hashes = h
+	return s
+}
 
 // Origin says who sent the records: the workspace and the write key with its
 // source (web, app, store, call_centre, crm, ...), for the audit trail.
@@ -122,7 +137,7 @@ func (s *Store) Ingest(ctx context.Context, o Origin, msgs []events.Message, rej
 			return nil
 		}
 		var err error
-		res, err = ingestTx(ctx, tx, o, msgs)
+		res, err = s.ingestTx(ctx, tx, o, msgs)
 		return err
 	})
 	if err != nil {
@@ -195,7 +210,7 @@ type profileState struct {
 	mergedInto  string
 }
 
-func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (Result, error) {
+func (s *Store) ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (Result, error) {
 	var res Result
 	settings, err := loadSettings(ctx, tx, o.WorkspaceID)
 	if err != nil {
@@ -212,7 +227,7 @@ func ingestTx(ctx context.Context, tx pgx.Tx, o Origin, msgs []events.Message) (
 		}
 		candidates[i] = rk
 	}
-	kept, dropped, err := dropSuppressed(ctx, tx, o.WorkspaceID, candidates)
+	kept, dropped, err := dropSuppressed(ctx, tx, s.hashes, o.WorkspaceID, candidates)
 	if err != nil {
 		return res, err
 	}

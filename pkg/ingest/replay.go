@@ -75,7 +75,7 @@ func (s *Store) Replay(ctx context.Context, workspaceID string, ids []int64, che
 		}
 		o := Origin{WorkspaceID: workspaceID, KeyID: r.KeyID, Source: r.Source}
 		err = s.inTx(ctx, func(tx pgx.Tx) error {
-			if _, err := ingestTx(ctx, tx, o, []events.Message{m}); err != nil {
+			if _, err := s.ingestTx(ctx, tx, o, []events.Message{m}); err != nil {
 				return err
 			}
 			_, err := tx.Exec(ctx, `UPDATE rejected_records SET replayed_at = now() WHERE workspace_id = $1 AND id = $2`, workspaceID, r.ID)

@@ -52,7 +52,7 @@ func newHookEnv(t *testing.T) *hookEnv {
 	}
 	return &hookEnv{
 		pool: pool, ws: ws.ID, origin: ingest.Origin{WorkspaceID: ws.ID, KeyID: keys[1].ID, Source: "web"},
-		ingest: ingest.NewStore(pool), segments: segment.NewStore(pool, 0), hooks: segment.NewWebhooks(pool, box), box: box,
+		ingest: ingest.NewStore(pool).WithHashes(box.Hashes()), segments: segment.NewStore(pool, 0), hooks: segment.NewWebhooks(pool, box), box: box,
 	}
 }
 

@@ -188,6 +188,8 @@ func (f *Twilio) StatusParams(m SMSMessage, status, errorCode string) url.Values
 	v := url.Values{
 		"AccountSid": {f.AccountSID}, "ApiVersion": {"2010-04-01"}, "From": {m.From}, "To": {m.To},
 		"MessageSid": {m.SID}, "MessageStatus": {status}, "SmsSid": {m.SID}, "SmsStatus": {status},
+		// Twilio names the number again, and may say where it is.
+		"ChannelToAddress": {m.To}, "ChannelPrefix": {"sms"}, "ToCountry": {"FR"}, "ToCity": {"Lyon"},
 	}
 	if m.MessagingServiceSID != "" {
 		v.Set("MessagingServiceSid", m.MessagingServiceSID)
