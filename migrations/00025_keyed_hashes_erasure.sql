@@ -1,4 +1,4 @@
--- Keyed hashes and provider events without the person (issue 16, M2):
+-- Erasure leaves nothing of the person (issue 16, M2):
 --   * address and identifier hashes are keyed: HMAC-SHA256 under a key of
 --     the workspace derived from PARCOURS_SECRET_KEY (pkg/addrhash), no
 --     longer the plain SHA-256 anyone who knows the address can recompute.
@@ -16,7 +16,11 @@
 --   * delivery_events keep an allow-list of the provider's fields
 --     (pkg/channel sgRawFields, twilioRawFields), click URLs without their
 --     query and fragment, and reasons with their addresses masked: the rows
---     stored before are cut down the same way here.
+--     stored before are cut down the same way here;
+--   * segment_events may hold an "erased" notice for segment webhooks
+--     (pkg/segment QueueErasure), kept until every webhook took it;
+--   * indexes for what an erasure looks up: the delivery events and
+--     deliveries of an address.
 
 -- +goose Up
 ALTER TABLE suppressions DISABLE TRIGGER suppressions_log;
@@ -37,5 +41,16 @@ UPDATE delivery_events SET
     url = CASE WHEN url ~ '^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]' THEN regexp_replace(url, '^([a-zA-Z][a-zA-Z0-9+.-]*://)([^/?#@]*@)?([^?#]*).*$', '\1\3') END,
     reason = regexp_replace(reason, '[^\s<>()\[\]{}"'',;:/?&=#]+@[^\s<>()\[\]{}"'',;:/?&=#]+', '<address>', 'g');
 
+ALTER TABLE segment_events DROP CONSTRAINT segment_events_kind_check,
+    ADD CONSTRAINT segment_events_kind_check CHECK (kind IN ('entered', 'exited', 'erased'));
+
+CREATE INDEX delivery_events_address_idx ON delivery_events (workspace_id, address_hash) WHERE address_hash IS NOT NULL;
+CREATE INDEX deliveries_address_idx ON deliveries (workspace_id, address_hash) WHERE address_hash IS NOT NULL;
+
 -- +goose Down
--- Nothing: the plain hashes cannot be made again, nor the fields dropped.
+DROP INDEX deliveries_address_idx;
+DROP INDEX delivery_events_address_idx;
+DELETE FROM segment_events WHERE kind = 'erased';
+ALTER TABLE segment_events DROP CONSTRAINT segment_events_kind_check,
+    ADD CONSTRAINT segment_events_kind_check CHECK (kind IN ('entered', 'exited'));
+-- The keyed hashes stay: the plain ones cannot be made again.

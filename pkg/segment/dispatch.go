@@ -110,8 +110,10 @@ type HookPayload struct {
 // HookEvent is one transition in a HookPayload.
 type HookEvent struct {
 	// ID is stable across retries: receivers dedupe on it.
-	ID      string      `json:"id"`
-	Kind    string      `json:"kind"` // entered or exited
+	ID string `json:"id"`
+	// Kind is entered, exited, or erased (KindErased: the profile was
+	// erased; Profile holds its id only).
+	Kind    string      `json:"kind"`
 	At      time.Time   `json:"at"`
 	Segment HookSegment `json:"segment"`
 	Profile HookProfile `json:"profile"`
@@ -126,7 +128,8 @@ type HookSegment struct {
 
 // HookProfile identifies the person of a HookEvent: the Parcours profile id
 // always; the user id and email the profile holds when the batch is sent
-// (absent when it holds none, e.g. after it was merged into another).
+// (absent when it holds none, e.g. after it was merged into another, and
+// always in an erased notice).
 type HookProfile struct {
 	ID     string `json:"id"`
 	UserID string `json:"user_id,omitempty"`
@@ -208,9 +211,9 @@ func (d *Dispatcher) batch(ctx context.Context, c claimed) ([]HookEvent, error) 
 	rows, err := d.Pool.Query(ctx, `
 		SELECT e.id, e.kind, e.at, e.profile_id::text, s.id::text, s.slug, s.name,
 		       coalesce((SELECT i.value FROM identities i WHERE i.workspace_id = e.workspace_id AND i.profile_id = e.profile_id AND i.type = 'user_id'
-		                 ORDER BY i.created_at DESC LIMIT 1), ''),
+		                 AND e.kind <> '`+KindErased+`' ORDER BY i.created_at DESC LIMIT 1), ''),
 		       coalesce((SELECT i.value FROM identities i WHERE i.workspace_id = e.workspace_id AND i.profile_id = e.profile_id AND i.type = 'email'
-		                 ORDER BY i.created_at DESC LIMIT 1), '')
+		                 AND e.kind <> '`+KindErased+`' ORDER BY i.created_at DESC LIMIT 1), '')
 		FROM segment_webhook_outbox o
 		JOIN segment_events e ON e.workspace_id = o.workspace_id AND e.id = o.event_id
 		JOIN segments s ON s.workspace_id = e.workspace_id AND s.id = e.segment_id
@@ -236,8 +239,10 @@ func (d *Dispatcher) batch(ctx context.Context, c claimed) ([]HookEvent, error) 
 }
 
 // delivered records a batch the receiver took: its events leave the outbox,
-// and the webhook is due again at once for the next batch. Nothing is
-// recorded if the lease was lost meanwhile (the batch will be posted again).
+// an erased notice no other webhook waits for goes (it names the erased
+// profile), and the webhook is due again at once for the next batch.
+// Nothing is recorded if the lease was lost meanwhile (the batch will be
+// posted again).
 func (d *Dispatcher) delivered(ctx context.Context, c claimed, events []HookEvent) error {
 	ids := make([]int64, len(events))
 	for i, e := range events {
@@ -252,6 +257,12 @@ func (d *Dispatcher) delivered(ctx context.Context, c claimed, events []HookEven
 		DELETE FROM segment_webhook_outbox o USING w
 		WHERE o.workspace_id = $1 AND o.webhook_id = w.id AND o.event_id = ANY ($5::bigint[])`,
 		c.workspaceID, c.id, c.token, len(ids), ids)
+	if err == nil && tag.RowsAffected() > 0 {
+		_, err = d.Pool.Exec(ctx, `
+			DELETE FROM segment_events e WHERE e.workspace_id = $1 AND e.id = ANY ($2::bigint[]) AND e.kind = '`+KindErased+`'
+			  AND NOT EXISTS (SELECT 1 FROM segment_webhook_outbox o WHERE o.workspace_id = e.workspace_id AND o.event_id = e.id)`,
+			c.workspaceID, ids)
+	}
 	if err != nil {
 		return fmt.Errorf("record segment webhook delivery: %w", err)
 	}
