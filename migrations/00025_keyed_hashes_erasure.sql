@@ -19,8 +19,10 @@
 --     stored before are cut down the same way here;
 --   * segment_events may hold an "erased" notice for segment webhooks
 --     (pkg/segment QueueErasure), kept until every webhook took it;
---   * indexes for what an erasure looks up: the delivery events and
---     deliveries of an address.
+--   * indexes for what an erasure and the retention sweep (pkg/retention)
+--     look up: the delivery events and deliveries of an address, the
+--     quarantine and provider events by age (PARCOURS_QUARANTINE_RETENTION,
+--     PARCOURS_PROVIDER_EVENT_RETENTION), and erased notices.
 
 -- +goose Up
 ALTER TABLE suppressions DISABLE TRIGGER suppressions_log;
@@ -46,8 +48,14 @@ ALTER TABLE segment_events DROP CONSTRAINT segment_events_kind_check,
 
 CREATE INDEX delivery_events_address_idx ON delivery_events (workspace_id, address_hash) WHERE address_hash IS NOT NULL;
 CREATE INDEX deliveries_address_idx ON deliveries (workspace_id, address_hash) WHERE address_hash IS NOT NULL;
+CREATE INDEX delivery_events_received_idx ON delivery_events (received_at);
+CREATE INDEX rejected_records_received_idx ON rejected_records (received_at);
+CREATE INDEX segment_events_erased_idx ON segment_events (workspace_id, id) WHERE kind = 'erased';
 
 -- +goose Down
+DROP INDEX segment_events_erased_idx;
+DROP INDEX rejected_records_received_idx;
+DROP INDEX delivery_events_received_idx;
 DROP INDEX deliveries_address_idx;
 DROP INDEX delivery_events_address_idx;
 DELETE FROM segment_events WHERE kind = 'erased';

@@ -175,6 +175,9 @@ func runDev(ctx context.Context, cfg config.Config, args []string, stdout, stder
 	// Journey starts the API could not make, likewise.
 	stopTriggers := startJourneyTriggers(ctx, cfg, pool, tc, logger)
 	defer stopTriggers()
+	// The quarantine and provider events past their retention, likewise.
+	stopRetention := startRetention(ctx, cfg, pool, logger)
+	defer stopRetention()
 	apiSrv, err := startAPI(cfg, pool, tc, uiURL, logger, withDevMailbox(mailbox))
 	if err != nil {
 		return err

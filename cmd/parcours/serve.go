@@ -193,11 +193,13 @@ func runWorker(ctx context.Context, cfg config.Config, args []string, stderr io.
 	logger.Info("worker polling", "task_queue", cfg.TaskQueue, "namespace", cfg.TemporalNamespace)
 	stopHooks := startSegmentWebhooks(ctx, cfg, pool, ledger, logger)
 	stopTriggers := startJourneyTriggers(ctx, cfg, pool, tc, logger)
+	stopRetention := startRetention(ctx, cfg, pool, logger)
 	<-ctx.Done()
 	logger.Info("draining worker")
 	w.Stop()
 	stopHooks()
 	stopTriggers()
+	stopRetention()
 	return nil
 }
 

@@ -7,6 +7,7 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -52,8 +53,34 @@ var Vars = []Var{
 	{"PARCOURS_WRITE_KEY_RATE", "1000", "Records a second one write key may send to /v1/track … /v1/batch, per API process (a batch counts its records); past it the API answers 429 with Retry-After and stores nothing of the request. 0: no limit."},
 	{"PARCOURS_WRITE_KEY_BURST", "5000", "Records a write key may send at once after a quiet spell, on top of PARCOURS_WRITE_KEY_RATE. 0: no limit."},
 	{"PARCOURS_PROFILE_EVENT_RATE", "600", "Records one person (one userId or anonymousId of a workspace) may bring a minute through write keys, per API process; those over it are not stored but kept in the quarantine with their reason, to replay. 0: no cap."},
+	{"PARCOURS_QUARANTINE_RETENTION", "30d", "How long a record refused at ingestion or a bad import row is kept in the quarantine (replayed or not); the worker then deletes it, and the reasons of the bad rows imports list (their line and column stay). Days (30d) or a Go duration (720h), at least 1h; 0 keeps them for ever."},
+	{"PARCOURS_PROVIDER_EVENT_RETENTION", "90d", "How long the SendGrid and Twilio events of deliveries (delivery_events) are kept; the worker then deletes them. Reports read the deliveries' first delivered, opened, clicked ... times, which stay. Days or a Go duration, at least 1h; 0 keeps them for ever."},
 	{"LOG_LEVEL", "info", "debug, info, warn or error."},
 	{"LOG_FORMAT", "text", "text or json."},
+}
+
+// ParseRetention reads a retention period: a number of days ("30d"), a Go
+// duration of at least an hour ("720h"), or "0" for no limit (0).
+func ParseRetention(v string) (time.Duration, error) {
+	if v == "0" {
+		return 0, nil
+	}
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		var n int
+		if n, err = strconv.Atoi(days); err == nil && n > 0 && n <= 100*365 {
+			d = time.Duration(n) * 24 * time.Hour
+		} else {
+			err = errors.New("bad days")
+		}
+	} else {
+		d, err = time.ParseDuration(v)
+	}
+	if err != nil || d < time.Hour {
+		return 0, errors.New("is not a number of days (30d), a duration of at least 1h (720h), or 0 (keep for ever)")
+	}
+	return d, nil
 }
 
 // Config is the loaded, validated configuration.
@@ -95,8 +122,14 @@ type Config struct {
 	// ProfileEventRate is PARCOURS_PROFILE_EVENT_RATE (records a minute per
 	// identifier; 0: no cap).
 	ProfileEventRate int
-	LogLevel         slog.Level
-	LogFormat        string
+	// QuarantineRetention is PARCOURS_QUARANTINE_RETENTION (default 30
+	// days; 0: kept for ever).
+	QuarantineRetention time.Duration
+	// ProviderEventRetention is PARCOURS_PROVIDER_EVENT_RETENTION (default
+	// 90 days; 0: kept for ever).
+	ProviderEventRetention time.Duration
+	LogLevel               slog.Level
+	LogFormat              string
 }
 
 // Load reads the configuration through getenv (os.Getenv in main, a map in
@@ -194,6 +227,16 @@ func Load(getenv func(string) string) (Config, error) {
 	c.WriteKeyRate = count("PARCOURS_WRITE_KEY_RATE", "1000")
 	c.WriteKeyBurst = count("PARCOURS_WRITE_KEY_BURST", "5000")
 	c.ProfileEventRate = count("PARCOURS_PROFILE_EVENT_RATE", "600")
+	retention := func(name, def string) time.Duration {
+		v := get(name, def)
+		d, err := ParseRetention(v)
+		if err != nil {
+			errs = append(errs, fmt.Sprintf("%s=%q %v", name, v, err))
+		}
+		return d
+	}
+	c.QuarantineRetention = retention("PARCOURS_QUARANTINE_RETENTION", "30d")
+	c.ProviderEventRetention = retention("PARCOURS_PROVIDER_EVENT_RETENTION", "90d")
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Sprintf("LOG_FORMAT=%q must be text or json", c.LogFormat))
 	}

@@ -90,3 +90,34 @@ func TestIngestionLimitsDefaultAndTurnOff(t *testing.T) {
 		}
 	}
 }
+
+func TestRetentionSettings(t *testing.T) {
+	t.Parallel()
+	c, err := config.Load(func(string) string { return "" })
+	if err != nil || c.QuarantineRetention != 30*24*time.Hour || c.ProviderEventRetention != 90*24*time.Hour {
+		t.Fatalf("defaults: quarantine %s, provider events %s (%v)", c.QuarantineRetention, c.ProviderEventRetention, err)
+	}
+	tests := []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"7d", 7 * 24 * time.Hour, true},
+		{"36h", 36 * time.Hour, true},
+		{"0", 0, true},
+		{"30m", 0, false},
+		{"0d", 0, false},
+		{"-3d", 0, false},
+		{"a month", 0, false},
+	}
+	for _, tt := range tests {
+		env := map[string]string{"PARCOURS_QUARANTINE_RETENTION": tt.in, "PARCOURS_PROVIDER_EVENT_RETENTION": tt.in}
+		c, err := config.Load(func(k string) string { return env[k] })
+		switch {
+		case tt.ok && (err != nil || c.QuarantineRetention != tt.want || c.ProviderEventRetention != tt.want):
+			t.Errorf("%q: %s %s %v, want %s", tt.in, c.QuarantineRetention, c.ProviderEventRetention, err, tt.want)
+		case !tt.ok && (err == nil || !strings.Contains(err.Error(), "PARCOURS_QUARANTINE_RETENTION") || !strings.Contains(err.Error(), "PARCOURS_PROVIDER_EVENT_RETENTION")):
+			t.Errorf("%q accepted or not reported: %v", tt.in, err)
+		}
+	}
+}
